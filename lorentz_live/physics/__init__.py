@@ -18,7 +18,11 @@ Conventions (exact; docs/conventions.md is the reference and tests pin them):
 from lorentz_live.physics.constants import FLUX_QUANTUM_WB, MU0_H_PER_M
 from lorentz_live.physics.filters import gaussian_filter, mirror_pad
 from lorentz_live.physics.forward import exit_wave, forward_image, image_from_wave, simulate_image
-from lorentz_live.physics.induction import colour_wheel_legend, colour_wheel_rgb, integrated_induction
+from lorentz_live.physics.induction import (
+    colour_wheel_legend,
+    colour_wheel_rgb,
+    integrated_induction,
+)
 from lorentz_live.physics.magnetic_phase import film_magnetic_phase, magnetic_phase_from_moment
 from lorentz_live.physics.microscope import (
     MicroscopeParams,
@@ -27,9 +31,11 @@ from lorentz_live.physics.microscope import (
 )
 from lorentz_live.physics.sample import (
     Material,
+    Specimen,
     amplitude_from_thickness,
     contaminant_thickness,
     electrostatic_phase,
+    specimen_from_magnetisation,
 )
 from lorentz_live.physics.textures import (
     BLOCH_CCW,
@@ -54,6 +60,7 @@ __all__ = [
     "Bubble",
     "Material",
     "MicroscopeParams",
+    "Specimen",
     "amplitude_from_thickness",
     "bubble_texture",
     "colour_wheel_legend",
@@ -75,6 +82,7 @@ __all__ = [
     "phase_transfer_chi",
     "simulate_image",
     "sitie_phase",
+    "specimen_from_magnetisation",
     "stripe_domains",
     "tie_phase",
     "transfer_function",

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lorentz_live.errors import InputError
+
 from lorentz_live.physics.constants import NM
+from lorentz_live.physics.magnetic_phase import magnetic_phase_from_moment
 from lorentz_live.physics.microscope import interaction_constant_rad_per_v_m
 
 
@@ -72,3 +75,61 @@ def contaminant_thickness(
             thickness, height_nm * torch.sqrt(torch.clamp(1.0 - r_sq, min=0.0))
         )
     return thickness
+
+
+@dataclass(frozen=True)
+class Specimen:
+    """Exit-wave ingredients of a sample, arrays [H, W].
+
+    phase_m, phase_e : magnetic and electrostatic phase, rad.
+    amplitude : dimensionless (``None`` = uniform 1).  pixel_size_nm : nm.
+    """
+
+    phase_m: torch.Tensor
+    phase_e: torch.Tensor | None
+    amplitude: torch.Tensor | None
+    pixel_size_nm: float
+
+    @property
+    def phase(self) -> torch.Tensor:
+        """Total phase phi_m + phi_e, rad."""
+        return self.phase_m if self.phase_e is None else self.phase_m + self.phase_e
+
+
+def specimen_from_magnetisation(
+    values: np.ndarray,
+    cell_size_m: tuple[float, float, float],
+    *,
+    kv: float,
+    ms_a_per_m: float | None = None,
+    material: Material | None = None,
+) -> Specimen:
+    """Specimen seen at normal incidence from a micromagnetic state.
+
+    ``values`` [z, y, x, 3]: magnetisation in A/m if ``ms_a_per_m`` is None,
+    otherwise unit vectors scaled by ``ms_a_per_m``; empty cells are zero.
+    ``cell_size_m`` (dz, dy, dx), with dy == dx.  Where the sample is patterned
+    (some columns thinner than others), the thickness map gives the amplitude
+    exp(-t / xi0) and phi_e = sigma V0 t of ``material``; a uniform slab gives
+    a constant phi_e, which carries no contrast and is omitted.
+    """
+    dz, dy, dx = cell_size_m
+    if not np.isclose(dy, dx, rtol=1e-6):
+        raise InputError(f"cells must be square in x-y for imaging, got dy={dy:g} m, dx={dx:g} m")
+    magnetisation = np.asarray(values, dtype=np.float64)
+    if ms_a_per_m is not None:
+        magnetisation = magnetisation * ms_a_per_m
+    moment = torch.from_numpy(magnetisation.sum(axis=0) * dz).to(torch.float32)  # A, [y, x, 3]
+    pixel_size_nm = dx / NM
+    phase_m = magnetic_phase_from_moment(moment[..., 0], moment[..., 1], pixel_size_nm)
+    filled = np.linalg.norm(magnetisation, axis=-1) > 0
+    thickness_nm = torch.from_numpy(filled.sum(axis=0) * dz / NM).to(torch.float32)
+    if bool((thickness_nm == thickness_nm.max()).all()):
+        return Specimen(phase_m, None, None, pixel_size_nm)
+    material = material or Material()
+    return Specimen(
+        phase_m,
+        electrostatic_phase(thickness_nm, material, kv),
+        amplitude_from_thickness(thickness_nm, material),
+        pixel_size_nm,
+    )

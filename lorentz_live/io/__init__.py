@@ -1,0 +1,1 @@
+"""File formats at the edge of the engine: images, micromagnetic output, PNG."""
