@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from lorentz_live.errors import InputError
-
 from lorentz_live.physics.constants import NM
 from lorentz_live.physics.magnetic_phase import magnetic_phase_from_moment
 from lorentz_live.physics.microscope import interaction_constant_rad_per_v_m
