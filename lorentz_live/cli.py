@@ -1,0 +1,192 @@
+"""``lorentz-live`` command line: forward simulation and single-image reconstruction.
+
+Every user error ends in one line on stderr naming the problem and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lorentz_live.errors import InputError
+from lorentz_live.io.images import load_image, output_path
+from lorentz_live.io.ovf import read_ovf
+from lorentz_live.physics import (
+    Material,
+    MicroscopeParams,
+    integrated_induction,
+    simulate_image,
+    sitie_phase,
+    specimen_from_magnetisation,
+)
+
+PROG = "lorentz-live"
+MAGNETISATION_SUFFIXES = (".ovf", ".omf")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(message)
+
+
+def _load_params(path: str) -> tuple[MicroscopeParams, dict]:
+    params = MicroscopeParams.from_json(path)
+    return params, json.loads(Path(path).read_text())
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params",
+        required=True,
+        metavar="P.json",
+        help="microscope parameters: a JSON object with any of "
+        + ", ".join(MicroscopeParams.keys()),
+    )
+
+
+def _forward(args: argparse.Namespace) -> None:
+    params, given = _load_params(args.params)
+    source = Path(args.input)
+    amplitude = None
+    if source.suffix.lower() in MAGNETISATION_SUFFIXES:
+        field = read_ovf(source)
+        in_a_per_m = field.units.lower() == "a/m"
+        if not in_a_per_m and args.ms is None:
+            units = field.units or "none"
+            raise InputError(
+                f"{source} holds unit magnetisation (units {units!r}); give --ms in A/m"
+            )
+        if in_a_per_m and args.ms is not None:
+            raise InputError(f"{source} is already in A/m; drop --ms")
+        cell_nm = field.cell_size_m[2] * 1e9
+        if "pixel_size_nm" in given and not np.isclose(given["pixel_size_nm"], cell_nm, rtol=1e-6):
+            raise InputError(
+                f"pixel_size_nm = {given['pixel_size_nm']:g} in {args.params} differs from the "
+                f"{cell_nm:g} nm cells of {source}; drop it or make them agree"
+            )
+        params = params.replace(pixel_size_nm=cell_nm)
+        material = Material(args.mip_v, args.xi0_nm)
+        specimen = specimen_from_magnetisation(
+            field.values, field.cell_size_m, kv=params.kv, ms_a_per_m=args.ms, material=material
+        )
+        phase, amplitude = specimen.phase, specimen.amplitude
+    else:
+        phase = torch.from_numpy(load_image(source, what="phase"))
+    if args.amplitude is not None:
+        amplitude = torch.from_numpy(load_image(args.amplitude, what="amplitude"))
+        if amplitude.shape != phase.shape:
+            raise InputError(
+                f"amplitude shape {tuple(amplitude.shape)} != phase shape {tuple(phase.shape)}"
+            )
+    out = output_path(args.out, (".npy",))
+    image = simulate_image(phase, params, amplitude)
+    if args.dose is not None:
+        if args.dose <= 0:
+            raise InputError(f"--dose must be > 0 electrons per pixel, got {args.dose:g}")
+        generator = torch.Generator().manual_seed(args.seed)
+        image = torch.poisson(image.double() * args.dose, generator=generator).float()
+        image = image / image.mean()
+    np.save(out, image.numpy().astype(np.float32))
+    print(f"wrote {out}: {tuple(image.shape)} image (mean 1) at defocus {params.defocus_nm:g} nm")
+
+
+def _reconstruct(args: argparse.Namespace) -> None:
+    params, _ = _load_params(args.params)
+    params.require_reconstruction_defocus()
+    image = torch.from_numpy(load_image(args.image))
+    if float(image.min()) < 0:
+        raise InputError(
+            f"image {args.image}: negative intensities; expected a recorded or simulated image"
+        )
+    if float(image.mean()) <= 0:
+        raise InputError(f"image {args.image}: mean intensity is zero")
+    out = output_path(args.out, (".npz",))
+    phase = sitie_phase(
+        image.double(), params, qc_per_nm=args.qc, sigma_px=args.sigma, symmetrize=args.symmetrize
+    ).float()
+    b_x, b_y = integrated_induction(phase, params.pixel_size_nm)
+    np.savez(
+        out,
+        phi_m=phase.numpy(),
+        b_x=b_x.numpy(),
+        b_y=b_y.numpy(),
+        params=json.dumps(params.to_dict()),
+        method=args.method,
+    )
+    print(f"wrote {out}: phi_m (rad), b_x, b_y (T nm) by {args.method}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    forward = commands.add_parser("forward", help="simulate a mean-normalised LTEM image")
+    forward.add_argument(
+        "input", help="phase map in rad (.npy, .tif) or magnetisation (.ovf, .omf)"
+    )
+    _add_params(forward)
+    forward.add_argument(
+        "--amplitude", metavar="A.npy", help="amplitude map (default: 1, or from the OVF mask)"
+    )
+    forward.add_argument("--out", required=True, metavar="IMAGE.npy")
+    forward.add_argument(
+        "--ms", type=float, help="saturation magnetisation, A/m, for unit-vector OVF files"
+    )
+    forward.add_argument(
+        "--mip-v",
+        type=float,
+        default=Material.mean_inner_potential_v,
+        help="mean inner potential, V",
+    )
+    forward.add_argument(
+        "--xi0-nm", type=float, default=Material.absorption_length_nm, help="absorption length, nm"
+    )
+    forward.add_argument(
+        "--dose", type=float, help="add Poisson noise at this many electrons per pixel"
+    )
+    forward.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    forward.set_defaults(handler=_forward)
+
+    reconstruct = commands.add_parser(
+        "reconstruct", help="phase and induction from one defocused image"
+    )
+    reconstruct.add_argument(
+        "image", help="image file (.npy, .npz key 'image', .tif, .mrc, .dm3/.dm4)"
+    )
+    _add_params(reconstruct)
+    reconstruct.add_argument("--out", required=True, metavar="RESULT.npz")
+    reconstruct.add_argument("--method", choices=("sitie",), default="sitie")
+    reconstruct.add_argument("--qc", type=float, default=0.0, help="SITIE Tikhonov frequency, 1/nm")
+    reconstruct.add_argument(
+        "--sigma", type=float, default=0.0, help="SITIE Gaussian pre-smoothing, px"
+    )
+    reconstruct.add_argument(
+        "--symmetrize",
+        action="store_true",
+        help="mirror-pad before the FFT solve (non-periodic images)",
+    )
+    reconstruct.set_defaults(handler=_reconstruct)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lorentz-live``; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.handler(args)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
