@@ -1,0 +1,210 @@
+"""lorentz-live CLI: forward and reconstruct round trips, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from lorentz_live.cli import main
+from lorentz_live.physics import bubble_texture, film_magnetic_phase, hexagonal_lattice
+from tests.conftest import FIXTURES
+from tests.helpers import correlation
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shape = (64, 48)
+    bubbles = hexagonal_lattice(shape, 4.0, 80.0, 22.0, seed=5)
+    phase = film_magnetic_phase(bubble_texture(shape, 4.0, bubbles), 2.0e5, 40.0, 4.0)
+    np.save(tmp_path / "phase.npy", phase.numpy())
+    (tmp_path / "p.json").write_text(json.dumps({"defocus_nm": -3e4, "pixel_size_nm": 4.0}))
+    return tmp_path
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_forward_then_sitie_round_trip(workdir, capsys) -> None:
+    image_path, result_path = workdir / "image.npy", workdir / "result.npz"
+    assert (
+        main(
+            [
+                "forward",
+                str(workdir / "phase.npy"),
+                "--params",
+                str(workdir / "p.json"),
+                "--out",
+                str(image_path),
+            ]
+        )
+        == 0
+    )
+    image = np.load(image_path)
+    assert image.dtype == np.float32 and image.shape == (64, 48)
+    assert image.mean() == pytest.approx(1.0, rel=1e-5)
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(image_path),
+                "--params",
+                str(workdir / "p.json"),
+                "--out",
+                str(result_path),
+                "--method",
+                "sitie",
+            ]
+        )
+        == 0
+    )
+    result = np.load(result_path)
+    for key in ("phi_m", "b_x", "b_y"):
+        assert result[key].shape == (64, 48)
+    truth = torch.from_numpy(np.load(workdir / "phase.npy"))
+    assert correlation(torch.from_numpy(result["phi_m"]), truth) > 0.98
+    assert json.loads(str(result["params"]))["defocus_nm"] == -3e4
+
+
+def test_reconstruct_reads_tiff_and_npz(workdir) -> None:
+    image = np.load(workdir / "phase.npy") * 0 + 1.0
+    image[10:20, 10:20] = 1.2
+    tifffile.imwrite(workdir / "image.tif", image.astype(np.float32))
+    np.savez(workdir / "image.npz", image=image)
+    for name in ("image.tif", "image.npz"):
+        out = workdir / f"{name}.result.npz"
+        assert (
+            main(
+                [
+                    "reconstruct",
+                    str(workdir / name),
+                    "--params",
+                    str(workdir / "p.json"),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        assert np.isfinite(np.load(out)["phi_m"]).all()
+
+
+def test_forward_from_ovf_fixture(tmp_path) -> None:
+    (tmp_path / "p.json").write_text(json.dumps({"defocus_nm": -2e5}))
+    out = tmp_path / "image.npy"
+    assert (
+        main(
+            [
+                "forward",
+                str(FIXTURES / "antiskyrmion_corner_24x24x2.omf"),
+                "--params",
+                str(tmp_path / "p.json"),
+                "--out",
+                str(out),
+                "--dose",
+                "100",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    image = np.load(out)
+    assert image.shape == (24, 24) and np.isfinite(image).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"params": {"defocus": -1e6}}, "did you mean 'defocus_nm'"),
+        ({"params": {"defocus_nm": 0}}, "too small"),
+        ({"params": {"defocus_nm": -1}}, "too small"),
+        ({"params": {"defocus_nm": -1e12}}, "implausible"),
+        ({"image": np.zeros((4, 32, 32))}, "expected a 2D image"),
+        ({"image": np.full((32, 32), np.nan)}, "NaN or infinite"),
+        ({"image_name": "image.png"}, "unknown format"),
+        ({"image_name": "absent.npy"}, "not found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, change: dict, message: str) -> None:
+    params = change.get("params", {"defocus_nm": -1e5})
+    (tmp_path / "p.json").write_text(json.dumps(params))
+    image_name = change.get("image_name", "image.npy")
+    if image_name != "absent.npy":
+        image = change.get("image", np.ones((32, 32), np.float32))
+        (tmp_path / image_name).write_bytes(b"") if image_name.endswith(".png") else np.save(
+            tmp_path / image_name, image
+        )
+    code = main(
+        [
+            "reconstruct",
+            str(tmp_path / image_name),
+            "--params",
+            str(tmp_path / "p.json"),
+            "--out",
+            str(tmp_path / "r.npz"),
+        ]
+    )
+    assert code == 2
+    assert message in _error_line(capsys)
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_usage_errors_are_one_line(capsys) -> None:
+    assert main(["reconstruct"]) == 2
+    assert "required" in _error_line(capsys)
+    assert main(["no-such-command"]) == 2
+    assert "invalid choice" in _error_line(capsys)
+
+
+def test_unit_magnetisation_file_needs_ms(tmp_path, capsys) -> None:
+    from lorentz_live.io.ovf import write_ovf
+
+    write_ovf(
+        tmp_path / "m.ovf", np.ones((1, 16, 16, 3)) / np.sqrt(3), (1e-8, 4e-9, 4e-9), units=""
+    )
+    (tmp_path / "p.json").write_text("{}")
+    code = main(
+        [
+            "forward",
+            str(tmp_path / "m.ovf"),
+            "--params",
+            str(tmp_path / "p.json"),
+            "--out",
+            str(tmp_path / "i.npy"),
+        ]
+    )
+    assert code == 2
+    assert "--ms" in _error_line(capsys)
+
+
+def test_console_script_is_installed(workdir) -> None:
+    script = Path(sys.executable).parent / "lorentz-live"
+    assert script.exists(), "pip install -e . should have created the lorentz-live script"
+    completed = subprocess.run(
+        [
+            str(script),
+            "reconstruct",
+            str(workdir / "missing.npy"),
+            "--params",
+            str(workdir / "p.json"),
+            "--out",
+            str(workdir / "r.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("lorentz-live: error: image file not found")
