@@ -48,7 +48,7 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="P.json",
         help="microscope parameters: a JSON object with any of "
-        + ", ".join(MicroscopeParams.keys()),
+        + ", ".join(MicroscopeParams.parameter_keys()),
     )
 
 

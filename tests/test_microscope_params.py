@@ -12,7 +12,7 @@ from lorentz_live.physics import MicroscopeParams
 
 
 def test_fields_are_the_protocol_keys() -> None:
-    assert MicroscopeParams.keys() == MICROSCOPE_KEYS
+    assert MicroscopeParams.parameter_keys() == MICROSCOPE_KEYS
 
 
 def test_json_subset_and_defaults(tmp_path) -> None:

@@ -157,7 +157,8 @@ class MicroscopeParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def keys(cls) -> tuple[str, ...]:
+    def parameter_keys(cls) -> tuple[str, ...]:
+        """The field names, which are the protocol and JSON keys."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
@@ -169,7 +170,7 @@ class MicroscopeParams:
         Unknown keys raise :class:`InputError` naming the key (with a suggestion),
         unless ``ignore_unknown`` (used for frame headers that carry other metadata).
         """
-        known = cls.keys()
+        known = cls.parameter_keys()
         unknown = [key for key in values if key not in known]
         if unknown and not ignore_unknown:
             key = unknown[0]
