@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint bench bench-accuracy bench-transport bench-live clean
+.PHONY: demo test lint bench bench-physics bench-accuracy bench-transport bench-live clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,10 @@ lint: $(VENV)/.dev
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-bench: bench-accuracy bench-transport bench-live
+bench: bench-physics bench-accuracy bench-transport bench-live
+
+bench-physics: $(VENV)/.dev
+	$(PY) benchmarks/physics.py
 
 bench-transport: $(VENV)/.dev
 	$(PY) benchmarks/transport.py
