@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lorentz_live.errors import InputError
 from lorentz_live.io.ovf import parse_ovf, read_ovf, write_ovf
@@ -94,3 +96,19 @@ def test_broken_files_raise_input_errors(tmp_path, rng) -> None:
         parse_ovf(b"# OOMMF OVF 2.0\n# Begin: Data Text\n1 2 3\n")
     with pytest.raises(InputError, match="not found"):
         read_ovf(tmp_path / "absent.ovf")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)),
+    data=st.sampled_from(["text", "binary4", "binary8"]),
+    version=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**16),
+)
+def test_round_trip_property(tmp_path_factory, shape, data: str, version: int, seed: int) -> None:
+    """Any mesh shape survives write -> read in the [z, y, x, 3] order, x fastest."""
+    values = np.random.default_rng(seed).normal(size=(*shape, 3))
+    path = tmp_path_factory.mktemp("ovf") / "m.ovf"
+    write_ovf(path, values, (1e-9, 2e-9, 3e-9), data=data, version=version)
+    field = read_ovf(path)
+    np.testing.assert_allclose(field.values, values, rtol=1e-6 if data == "binary4" else 1e-12)
