@@ -1,0 +1,318 @@
+"""``lorentz-bridge``: publish a frame source over the wire protocol, or listen to one.
+
+    lorentz-bridge simulate --bind tcp://127.0.0.1:5555 --fps 10 --size 128 --frames 100
+    lorentz-bridge replay movie.tif --fps 5 --loop
+    lorentz-bridge watch /data/session --meta microscope.json
+    lorentz-bridge listen --connect tcp://127.0.0.1:5555
+    lorentz-bridge keygen keys/
+
+Bad input gives a one-line message naming the problem and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import zmq
+
+from acquisition_bridge.protocol import PROTOCOL_VERSION, ProtocolError
+from acquisition_bridge.sources import (
+    EndOfSource,
+    Source,
+    SourceError,
+    available_sources,
+    load_source,
+)
+from acquisition_bridge.transport import Publisher, Subscriber
+
+log = logging.getLogger("acquisition_bridge")
+PROG = "lorentz-bridge"
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// endpoints on a loopback address."""
+    transport, _, rest = endpoint.partition("://")
+    if transport in ("ipc", "inproc"):
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "*", an interface name or a host name
+        return False
+
+
+def _read_key(path: Path, *, secret: bool) -> bytes:
+    """A Z85 CURVE key from a pyzmq certificate file (``keygen``) or a bare 40-char key."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read key file {path}: {exc.strerror}") from None
+    wanted = "secret-key" if secret else "public-key"
+    for line in text.splitlines():
+        name, _, value = line.strip().partition("=")
+        if name.strip() == wanted:
+            text = value.strip().strip('"')
+            break
+    key = text.strip().encode()
+    if len(key) != 40:
+        kind = "secret" if secret else "public"
+        raise UsageError(f"{path} holds no Z85 CURVE {kind} key (40 characters)")
+    return key
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", default=DEFAULT_BIND, help="live (PUB) endpoint")
+    parser.add_argument("--record-bind", help="lossless (PUSH) endpoint for a recorder")
+    parser.add_argument("--fps", type=float, help="frame rate (default: the source's)")
+    parser.add_argument("--frames", type=int, default=0, help="stop after K frames (0: never)")
+    parser.add_argument("--name", help="source name in the headers (default: the source's)")
+    parser.add_argument("--curve-secret", type=Path, help="CURVE secret key file (keygen)")
+    parser.add_argument("--heartbeat-s", type=float, default=1.0, help="heartbeat interval, s")
+    parser.add_argument("--status-s", type=float, default=2.0, help="status line interval, s")
+    parser.add_argument("--quiet", action="store_true", help="warnings only")
+
+
+class _Status:
+    """Logs 'frames N  fps F  MB/s M' every ``interval_s``."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._start = self._last = time.monotonic()
+        self._frames = 0
+        self._bytes = 0
+
+    def update(
+        self, frames: int, pixel_bytes: int, extra: str = "", *, final: bool = False
+    ) -> None:
+        now = time.monotonic()
+        if not final and now - self._last < self.interval_s:
+            return
+        span = max(now - (self._start if final else self._last), 1e-9)
+        new_frames = frames if final else frames - self._frames
+        new_bytes = pixel_bytes if final else pixel_bytes - self._bytes
+        log.info(
+            "%sframes %d  fps %.1f  MB/s %.1f%s",
+            "done: " if final else "",
+            frames,
+            new_frames / span,
+            new_bytes / span / 1e6,
+            extra,
+        )
+        self._last, self._frames, self._bytes = now, frames, pixel_bytes
+
+
+def _publish(source_cls: type[Source], args: argparse.Namespace) -> int:
+    for name in ("fps", "heartbeat_s", "status_s"):
+        value = getattr(args, name)
+        if value is not None and not value >= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if args.frames < 0:
+        raise UsageError(f"--frames must be >= 0, got {args.frames}")
+    for endpoint in filter(None, (args.bind, args.record_bind)):
+        if not is_loopback(endpoint):
+            log.warning(
+                "%s is reachable from the network%s",
+                endpoint,
+                "" if args.curve_secret else "; frames travel unencrypted (use --curve-secret)",
+            )
+    secret = _read_key(args.curve_secret, secret=True) if args.curve_secret else None
+    source = source_cls.from_args(args)
+    try:
+        publisher = Publisher(
+            args.bind,
+            record_bind=args.record_bind,
+            source=args.name or source_cls.name,
+            heartbeat_s=args.heartbeat_s,
+            curve_secret_key=secret,
+        )
+    except zmq.ZMQError as exc:
+        raise UsageError(f"cannot bind {args.bind} / {args.record_bind}: {exc}") from None
+    status = _Status(args.status_s)
+    rejected = 0
+    with publisher, source:
+        log.info(
+            "%s publishing on %s%s (protocol %s)",
+            source_cls.name,
+            publisher.address,
+            f", recording path {publisher.record_address}" if publisher.record_address else "",
+            PROTOCOL_VERSION,
+        )
+        try:
+            while args.frames == 0 or publisher.stats.frames < args.frames:
+                try:
+                    frame = source.read(min(args.heartbeat_s, 0.25) if args.heartbeat_s else 0.25)
+                except EndOfSource:
+                    break
+                if frame is None:
+                    publisher.tick()
+                    continue
+                try:
+                    publisher.publish(frame)
+                except ProtocolError as exc:
+                    if publisher.stats.frames == 0:
+                        raise UsageError(
+                            f"{source_cls.name} produced an invalid frame: {exc}"
+                        ) from None
+                    rejected += 1
+                    log.warning("skipping an invalid frame: %s", exc)
+                    continue
+                stats = publisher.stats
+                extra = f"  record-dropped {stats.record_dropped}" if args.record_bind else ""
+                status.update(stats.frames, stats.pixel_bytes, extra)
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        finally:
+            with contextlib.suppress(zmq.ZMQError):
+                publisher.end_of_stream()
+            stats = publisher.stats
+            status.update(
+                stats.frames,
+                stats.pixel_bytes,
+                f"  record-dropped {stats.record_dropped}  invalid {rejected}",
+                final=True,
+            )
+    return 0
+
+
+def _listen(argv: Sequence[str]) -> int:
+    parser = _Parser(prog=f"{PROG} listen", description="Subscribe and log a status line.")
+    parser.add_argument("--connect", default=DEFAULT_BIND, help="endpoint to connect to")
+    parser.add_argument("--mode", choices=("latest", "all"), default="latest")
+    parser.add_argument("--frames", type=int, default=0, help="stop after K frames (0: never)")
+    parser.add_argument("--curve-server-key", type=Path, help="the bridge's CURVE public key file")
+    parser.add_argument("--status-s", type=float, default=2.0)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    _logging(args.quiet)
+    server_key = _read_key(args.curve_server_key, secret=False) if args.curve_server_key else None
+    status = _Status(args.status_s)
+    with Subscriber(args.connect, mode=args.mode, curve_server_key=server_key) as subscriber:
+        try:
+            while args.frames == 0 or subscriber.stats.delivered < args.frames:
+                message = subscriber.recv(0.25)
+                stats = subscriber.stats
+                if message is not None and message.kind == "end_of_stream":
+                    break
+                status.update(
+                    stats.delivered,
+                    stats.pixel_bytes,
+                    f"  dropped {stats.dropped}  rejected {stats.rejected_total}",
+                )
+        except KeyboardInterrupt:
+            pass
+        stats = subscriber.stats
+        status.update(
+            stats.delivered,
+            stats.pixel_bytes,
+            f"  superseded {stats.superseded}  missed {stats.missed}"
+            f"  rejected {stats.rejected_total}",
+            final=True,
+        )
+    return 0
+
+
+def _keygen(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} keygen", description="Write a CURVE key pair for --curve-secret."
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--name", default="bridge")
+    args = parser.parse_args(argv)
+    import zmq.auth
+
+    try:
+        args.folder.mkdir(parents=True, exist_ok=True)
+        public, secret = zmq.auth.create_certificates(args.folder, args.name)
+    except OSError as exc:
+        raise UsageError(f"cannot write keys into {args.folder}: {exc.strerror}") from None
+    print(f"public key (give to clients): {public}\nsecret key (keep on the bridge): {secret}")
+    return 0
+
+
+def _logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _usage() -> str:
+    names = ", ".join(sorted(available_sources()))
+    return (
+        f"usage: {PROG} SOURCE [options]   (SOURCE: {names})\n"
+        f"       {PROG} listen --connect ENDPOINT\n"
+        f"       {PROG} keygen FOLDER\n"
+        f"       {PROG} SOURCE --help   for the options of a source\n"
+    )
+
+
+def _dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(), end="", file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    commands = {"listen": _listen, "keygen": _keygen, "--version": _version}
+    if argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    source_cls = load_source(argv[0])
+    parser = _Parser(prog=f"{PROG} {argv[0]}", description=source_cls.description)
+    _common_arguments(parser)
+    source_cls.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    _logging(args.quiet)
+    return _publish(source_cls, args)
+
+
+def _version(argv: Sequence[str]) -> int:
+    print(f"{PROG} (protocol {PROTOCOL_VERSION})")
+    return 0
+
+
+def _terminate_like_interrupt() -> None:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):  # not in the main thread
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lorentz-bridge``; returns the exit code."""
+    if argv is None:
+        argv = sys.argv[1:]
+        # as a program, a SIGTERM (e.g. from a process manager) ends the stream
+        # cleanly, like Ctrl-C
+        _terminate_like_interrupt()
+    argv = list(argv)
+    try:
+        return _dispatch(argv)
+    except (UsageError, SourceError, ProtocolError) as exc:
+        print(
+            f"{PROG}: error: {exc}" if not str(exc).startswith(PROG) else str(exc), file=sys.stderr
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
