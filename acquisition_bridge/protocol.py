@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,13 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def wire_dtype_name(dtype: np.dtype) -> str | None:
+    """The protocol's name of ``dtype`` ("<u2", and "<u1" for bytes), ``None`` if big-endian."""
+    if dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big"):
+        return None
+    return f"<{dtype.kind}{dtype.itemsize}"
+
+
 def wire_array(array: np.ndarray) -> np.ndarray:
     """``array`` as a C-contiguous little-endian [h, w] array of a wire dtype.
 
@@ -198,7 +206,7 @@ def encode_frame(
     ``metadata["timestamp_ns"]`` and then to now.  Raises :class:`ProtocolError`
     for a header a receiver would reject.
     """
-    if not isinstance(pixels, np.ndarray) or pixels.dtype.str not in DTYPES:
+    if not isinstance(pixels, np.ndarray) or wire_dtype_name(pixels.dtype) not in DTYPES:
         dtype = getattr(pixels, "dtype", type(pixels).__name__)
         raise ProtocolError("dtype", f"pixels must be a numpy array of {DTYPES}, got {dtype}")
     if pixels.ndim != 2 or not pixels.flags.c_contiguous:
@@ -217,7 +225,7 @@ def encode_frame(
         timestamp_ns=stamp,
         source=source,
         shape=[int(pixels.shape[0]), int(pixels.shape[1])],
-        dtype=pixels.dtype.str,
+        dtype=wire_dtype_name(pixels.dtype),
     )
     validate_header(header)
     return [_pack(header), memoryview(pixels).cast("B")]
