@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -98,21 +99,84 @@ def _forward(args: argparse.Namespace) -> None:
     print(f"wrote {out}: {tuple(image.shape)} image (mean 1) at defocus {params.defocus_nm:g} nm")
 
 
+class _ProgressBar:
+    """One self-overwriting line on a terminal; nothing when stderr is piped."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, iteration: int, total: int, loss: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.2 and iteration < total):
+            return
+        self._last = now
+        filled = int(30 * iteration / max(total, 1))
+        bar = "#" * filled + "." * (30 - filled)
+        print(
+            f"\r{self.label} [{bar}] {iteration}/{total} loss {loss:.3e}", end="", file=sys.stderr
+        )
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+def _siprad_config(args: argparse.Namespace):
+    from lorentz_live.siprad import SipradConfig
+
+    changes = {"amplitude": args.amplitude, "seed": args.seed}
+    if args.iterations is not None:
+        if args.iterations < 1:
+            raise InputError(f"--iterations must be >= 1, got {args.iterations}")
+        changes["max_iterations"] = args.iterations
+    if args.threshold is not None:
+        changes["threshold"] = args.threshold
+    return SipradConfig().replace(**changes)
+
+
 def _reconstruct(args: argparse.Namespace) -> None:
     params, _ = _load_params(args.params)
     params.require_reconstruction_defocus()
     image = torch.from_numpy(load_image(args.image))
-    if float(image.min()) < 0:
-        raise InputError(
-            f"image {args.image}: negative intensities; expected a recorded or simulated image"
-        )
     if float(image.mean()) <= 0:
-        raise InputError(f"image {args.image}: mean intensity is zero")
+        raise InputError(f"image {args.image}: mean intensity is not positive")
     out = output_path(args.out, (".npz",))
-    phase = sitie_phase(
-        image.double(), params, qc_per_nm=args.qc, sigma_px=args.sigma, symmetrize=args.symmetrize
-    ).float()
-    b_x, b_y = integrated_induction(phase, params.pixel_size_nm)
+    arrays: dict[str, np.ndarray] = {}
+    if args.method == "sitie":
+        if float(image.min()) < 0:
+            raise InputError(
+                f"image {args.image}: negative intensities; SITIE needs an intensity image"
+            )
+        phase = sitie_phase(
+            image.double(),
+            params,
+            qc_per_nm=args.qc,
+            sigma_px=args.sigma,
+            symmetrize=args.symmetrize,
+        ).float()
+        b_x, b_y = integrated_induction(phase, params.pixel_size_nm)
+    else:
+        from lorentz_live.siprad import SipradReconstructor
+
+        reconstructor = SipradReconstructor(_siprad_config(args), device=_device(args.device))
+        bar = _ProgressBar("siprad")
+        try:
+            result = reconstructor.reconstruct(image, params, progress=bar)
+        finally:
+            bar.close()
+        phase, b_x, b_y = result.phi_m, result.b_x, result.b_y
+        arrays["image_fit"] = result.image_fit.numpy()
+        arrays["loss"] = np.asarray(result.loss, dtype=np.float32)
+        if result.amplitude is not None:
+            arrays["amplitude"] = result.amplitude.numpy()
+            arrays["phase_e"] = result.phase_e.numpy()
+        misfit = result.loss[-1] if result.loss else float("nan")
+        print(
+            f"siprad: {result.iterations} iterations, stopped by {result.stop_reason}, "
+            f"{result.seconds:.1f} s, final misfit {misfit:.3e}"
+        )
     np.savez(
         out,
         phi_m=phase.numpy(),
@@ -120,8 +184,17 @@ def _reconstruct(args: argparse.Namespace) -> None:
         b_y=b_y.numpy(),
         params=json.dumps(params.to_dict()),
         method=args.method,
+        **arrays,
     )
     print(f"wrote {out}: phi_m (rad), b_x, b_y (T nm) by {args.method}")
+
+
+def _device(name: str) -> str:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "--device cuda: no CUDA device is available (is a CUDA build of torch installed?)"
+        )
+    return name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,10 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_params(reconstruct)
     reconstruct.add_argument("--out", required=True, metavar="RESULT.npz")
-    reconstruct.add_argument("--method", choices=("sitie",), default="sitie")
-    reconstruct.add_argument("--qc", type=float, default=0.0, help="SITIE Tikhonov frequency, 1/nm")
+    reconstruct.add_argument("--method", choices=("siprad", "sitie"), default="siprad")
+    reconstruct.add_argument("--iterations", type=int, help="siprad: maximum iterations")
     reconstruct.add_argument(
-        "--sigma", type=float, default=0.0, help="SITIE Gaussian pre-smoothing, px"
+        "--amplitude",
+        choices=("none", "threshold", "learn"),
+        default="none",
+        help="siprad: uniform, fixed thresholded or learned amplitude (contaminated samples)",
+    )
+    reconstruct.add_argument(
+        "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
+    )
+    reconstruct.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    reconstruct.add_argument(
+        "--seed", type=int, default=0, help="siprad: network and input-noise seed"
+    )
+    reconstruct.add_argument(
+        "--qc", type=float, default=0.0, help="sitie: Tikhonov frequency, 1/nm"
+    )
+    reconstruct.add_argument(
+        "--sigma", type=float, default=0.0, help="sitie: Gaussian pre-smoothing, px"
     )
     reconstruct.add_argument(
         "--symmetrize",

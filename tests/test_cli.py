@@ -92,6 +92,8 @@ def test_reconstruct_reads_tiff_and_npz(workdir) -> None:
                     str(workdir / "p.json"),
                     "--out",
                     str(out),
+                    "--method",
+                    "sitie",
                 ]
             )
             == 0
@@ -208,3 +210,47 @@ def test_console_script_is_installed(workdir) -> None:
     )
     assert completed.returncode == 2
     assert completed.stderr.startswith("lorentz-live: error: image file not found")
+
+
+def test_siprad_round_trip_writes_fit_loss_and_amplitude(workdir, capsys) -> None:
+    clean = workdir / "image.npy"
+    assert (
+        main(
+            [
+                "forward",
+                str(workdir / "phase.npy"),
+                "--params",
+                str(workdir / "p.json"),
+                "--out",
+                str(clean),
+                "--dose",
+                "50",
+            ]
+        )
+        == 0
+    )
+    out = workdir / "siprad.npz"
+    code = main(
+        [
+            "reconstruct",
+            str(clean),
+            "--params",
+            str(workdir / "p.json"),
+            "--out",
+            str(out),
+            "--iterations",
+            "30",
+            "--amplitude",
+            "threshold",
+            "--seed",
+            "3",
+        ]
+    )
+    assert code == 0
+    result = np.load(out)
+    assert str(result["method"]) == "siprad"
+    for key in ("phi_m", "b_x", "b_y", "image_fit", "amplitude"):
+        assert result[key].shape == (64, 48), key
+    assert 1 <= result["loss"].size <= 30
+    assert np.isfinite(result["phi_m"]).all()
+    assert "siprad:" in capsys.readouterr().out  # piped: a summary line, no progress bar
