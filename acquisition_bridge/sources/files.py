@@ -59,7 +59,11 @@ def read_stack(path: Path, *, dataset: str | None = None) -> np.ndarray:
         if kind == "npy":
             data = np.load(path, mmap_mode="r", allow_pickle=False)
         elif kind == "tiff":
-            data = _module(kind).imread(path)
+            with _module(kind).TiffFile(path) as tiff:
+                series = tiff.series[0]
+                if "S" in series.axes:
+                    raise SourceError(f"{path}: colour TIFF (axes {series.axes}); need greyscale")
+                data = series.asarray()
         elif kind == "mrc":
             with _module(kind).open(path, permissive=False) as mrc:
                 data = np.array(mrc.data)

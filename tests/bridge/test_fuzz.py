@@ -25,7 +25,7 @@ META = dict.fromkeys(MICROSCOPE_KEYS, 1.0)
 GOOD = [bytes(p) for p in encode_frame(np.ones((4, 6), "<f4"), seq=0, source="f", metadata=META)]
 GOOD_HEADER = msgpack.unpackb(GOOD[0])
 BATCH = 20  # larger batches overrun hypothesis's per-example data budget
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 520))  # 10,400 messages
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "520"))  # 10,400 messages
 
 _values = st.recursive(
     st.none()

@@ -1,0 +1,251 @@
+"""The results stream: reconstructed maps published by the engine (docs/protocol.md).
+
+Same framing as frames: a msgpack header, then one raw little-endian
+C-contiguous buffer per array.  The header's ``arrays`` list names each buffer
+with its shape, dtype and unit, in part order, so a client needs only numpy and
+msgpack.  Message kind ``"result"``; the envelope keys (``protocol``, ``seq``,
+``timestamp_ns``, ``source``) mean what they mean for frames, ``seq`` and
+``timestamp_ns`` being those of the camera frame the result belongs to.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from acquisition_bridge.protocol import (
+    DEFAULT_LIMITS,
+    PROTOCOL_MAJOR,
+    PROTOCOL_VERSION,
+    Limits,
+    ProtocolError,
+    _pack,
+    _unpack_header,
+)
+
+log = logging.getLogger("acquisition_bridge.results")
+
+RESULT = "result"
+#: Array types allowed on the results stream.
+RESULT_DTYPES: tuple[str, ...] = ("<f4", "<u1")
+#: Most arrays one result may carry.
+MAX_ARRAYS = 16
+#: Messages queued per subscriber before the publisher drops (results are large).
+RESULTS_SEND_HWM = 4
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """A decoded result: header (every key kept) and named arrays (read-only views)."""
+
+    header: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def seq(self) -> int:
+        return self.header["seq"]
+
+    def unit(self, name: str) -> str:
+        """The unit string the publisher gave array ``name``."""
+        for spec in self.header["arrays"]:
+            if spec["name"] == name:
+                return spec["unit"]
+        raise KeyError(name)
+
+
+def encode_result(
+    header: Mapping[str, Any],
+    arrays: Mapping[str, tuple[np.ndarray, str]],
+    *,
+    seq: int,
+    timestamp_ns: int,
+    source: str,
+) -> list[bytes | memoryview]:
+    """Parts ``[header, array_0, array_1, ...]`` of a result message.
+
+    ``arrays`` maps a name to (array, unit); float arrays are sent as float32,
+    uint8 as is (e.g. an RGB display image [h, w, 3]).  ``header`` holds any
+    other msgpack-able fields (iterations, latency_s, ...).
+    """
+    if len(arrays) > MAX_ARRAYS:
+        raise ProtocolError("parts", f"at most {MAX_ARRAYS} arrays per result, got {len(arrays)}")
+    specs, buffers = [], []
+    for name, (values, unit) in arrays.items():
+        given = np.asarray(values)
+        target = np.dtype("<u1") if given.dtype == np.uint8 else np.dtype("<f4")
+        wire = np.ascontiguousarray(given, dtype=target)
+        specs.append({"name": name, "shape": list(wire.shape), "dtype": target.str, "unit": unit})
+        buffers.append(memoryview(wire).cast("B"))
+    full = dict(header)
+    full.update(
+        protocol=PROTOCOL_VERSION,
+        kind=RESULT,
+        seq=seq,
+        timestamp_ns=timestamp_ns,
+        source=source,
+        arrays=specs,
+    )
+    return [_pack(full), *buffers]
+
+
+def decode_result(parts: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Result:
+    """Check and decode a result message; raises :class:`ProtocolError` for anything wrong."""
+    if not 1 <= len(parts) <= MAX_ARRAYS + 1:
+        raise ProtocolError("parts", f"a result has 1 to {MAX_ARRAYS + 1} parts, got {len(parts)}")
+    header = _unpack_header(parts[0], limits)
+    version = header.get("protocol")
+    if not isinstance(version, str) or version.split(".", 1)[0] != str(PROTOCOL_MAJOR):
+        raise ProtocolError(
+            "version", f"protocol {version!r} is not compatible with {PROTOCOL_VERSION}"
+        )
+    if header.get("kind") != RESULT:
+        raise ProtocolError("kind", f"expected a result message, got kind {header.get('kind')!r}")
+    for key in ("seq", "timestamp_ns"):
+        value = header.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ProtocolError("field", f"{key} must be an integer >= 0, got {value!r}")
+    specs = header.get("arrays")
+    if not isinstance(specs, list) or len(specs) != len(parts) - 1:
+        raise ProtocolError("parts", f"header lists {specs!r} arrays for {len(parts) - 1} parts")
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    for spec, part in zip(specs, parts[1:], strict=True):
+        name, array = _decode_array(spec, part, limits)
+        total += array.nbytes
+        if total > limits.max_pixel_bytes:
+            raise ProtocolError("oversize", f"result arrays exceed {limits.max_pixel_bytes} bytes")
+        arrays[name] = array
+    return Result(header, arrays)
+
+
+def _decode_array(spec: Any, part: Any, limits: Limits) -> tuple[str, np.ndarray]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ProtocolError("field", f"array spec must be a map with a name, got {spec!r}")
+    dtype, shape = spec.get("dtype"), spec.get("shape")
+    if dtype not in RESULT_DTYPES:
+        raise ProtocolError(
+            "dtype", f"array {spec['name']!r}: dtype must be one of {RESULT_DTYPES}"
+        )
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 3
+        or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= limits.max_side
+            for n in shape
+        )
+    ):
+        raise ProtocolError("shape", f"array {spec['name']!r}: bad shape {shape!r}")
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = memoryview(getattr(part, "buffer", part))
+    if buffer.nbytes != expected:
+        raise ProtocolError(
+            "size", f"array {spec['name']!r}: {buffer.nbytes} bytes, expected {expected}"
+        )
+    return spec["name"], np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+class ResultPublisher:
+    """PUB socket for results; a slow subscriber loses old results, never blocks the engine."""
+
+    def __init__(
+        self, bind: str, *, source: str = "lorentz-live", context: zmq.Context | None = None
+    ):
+        self.source = source
+        self.sent = 0
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self._socket.linger = 0
+        self._socket.sndhwm = RESULTS_SEND_HWM
+        try:
+            self._socket.bind(bind)
+        except zmq.ZMQError:
+            self._socket.close()
+            raise
+        self.address: str = self._socket.last_endpoint.decode()
+
+    def publish(
+        self,
+        header: Mapping[str, Any],
+        arrays: Mapping[str, tuple[np.ndarray, str]],
+        *,
+        seq: int,
+        timestamp_ns: int,
+    ) -> None:
+        parts = encode_result(
+            header, arrays, seq=seq, timestamp_ns=timestamp_ns, source=self.source
+        )
+        self._socket.send_multipart(parts, copy=False)
+        self.sent += 1
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> ResultPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ResultSubscriber:
+    """SUB socket for results with a latest-result policy and counters.
+
+    :meth:`recv_latest` drains everything queued and returns the newest valid
+    result; older ones are counted in ``superseded``, invalid ones in ``rejected``.
+    No thread: made for a GUI timer or a recorder loop.
+    """
+
+    def __init__(
+        self, address: str, *, limits: Limits = DEFAULT_LIMITS, context: zmq.Context | None = None
+    ):
+        self.limits = limits
+        self.received = 0
+        self.superseded = 0
+        self.rejected = 0
+        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self._socket.linger = 0
+        self._socket.rcvhwm = RESULTS_SEND_HWM
+        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self._socket.connect(address)
+        self._logged: set[str] = set()
+
+    def _take(self, flags: int) -> Result | None:
+        parts = self._socket.recv_multipart(flags, copy=False)
+        try:
+            result = decode_result(parts, self.limits)
+        except ProtocolError as error:
+            self.rejected += 1
+            if error.reason not in self._logged:
+                self._logged.add(error.reason)
+                log.warning("rejected result message (%s); further ones counted silently", error)
+            return None
+        self.received += 1
+        return result
+
+    def recv_latest(self, timeout_s: float = 0.0) -> Result | None:
+        """Newest result within ``timeout_s`` seconds, or ``None``."""
+        newest = None
+        if not self._socket.poll(round(timeout_s * 1000)):
+            return None
+        while True:
+            try:
+                result = self._take(zmq.NOBLOCK)
+            except zmq.Again:
+                return newest
+            if result is not None:
+                if newest is not None:
+                    self.superseded += 1
+                newest = result
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> ResultSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
