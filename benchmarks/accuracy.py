@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grid (about 12 min)")
     parser.add_argument("--design", action="store_true", help="run the design experiments only")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per grid cell")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--paper-size", type=int, default=256, help="paper case crop, px")
     args = parser.parse_args(argv)

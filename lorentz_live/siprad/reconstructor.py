@@ -21,6 +21,7 @@ previous run (warm start) and returns a :class:`SipradResult` with the new state
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -81,6 +82,8 @@ class SipradConfig:
     plateau_tolerance : stop when the mean loss of a window improves on the previous
         window's by less than this fraction.
     smoothing_sigma_px : Gaussian smoothing of the final phi_m, pixels (paper: 2).
+    adaptive_smoothing : smooth more when noise limits the resolution: sigma is
+        raised to :func:`resolution_sigma_px` (at least ``smoothing_sigma_px``).
     input_filter : ``"wiener"`` (SITIE of the image Wiener-filtered with the noise
         estimate; damps the 1/k^2 noise amplification of SITIE) or ``"none"``.
     amplitude : ``"none"`` (uniform), ``"threshold"`` (fixed dual-valued map from
@@ -105,6 +108,7 @@ class SipradConfig:
     plateau_window: int = 100
     plateau_tolerance: float = 2.0e-3
     smoothing_sigma_px: float = 2.0
+    adaptive_smoothing: bool = False
     input_filter: str = "wiener"
     loss_weighting: str = "none"
     amplitude: str = "none"
@@ -154,6 +158,8 @@ class SipradResult:
     """Output of one reconstruction; arrays [H, W] float32 on the CPU.
 
     phi_m : magnetic phase, rad, smoothed, zero mean.
+    phi_m_raw : the DIP's phase before smoothing, rad (what the forward model saw).
+    smoothing_sigma_px : the smoothing applied, pixels.
     b_x, b_y : integrated in-plane induction, T nm (from the smoothed phi_m).
     image : the measured image, mean-normalised.
     image_fit : forward-model image of the kept iterate (unsmoothed phase).
@@ -169,6 +175,8 @@ class SipradResult:
     """
 
     phi_m: torch.Tensor
+    phi_m_raw: torch.Tensor
+    smoothing_sigma_px: float
     b_x: torch.Tensor
     b_y: torch.Tensor
     image: torch.Tensor
@@ -232,6 +240,28 @@ def wiener_contrast(image: torch.Tensor, noise_variance: float) -> torch.Tensor:
     """Mean-normalised ``image`` [H, W] Wiener-filtered by :func:`wiener_gain`."""
     spectrum = torch.fft.fft2(image - image.mean())
     return 1.0 + torch.fft.ifft2(spectrum * wiener_gain(image, noise_variance)).real
+
+
+def resolution_sigma_px(image: torch.Tensor, noise_variance: float) -> float:
+    """Gaussian sigma (px) matched to the noise-limited resolution of ``image`` [H, W].
+
+    k_c = the highest ring of |k| whose mean Wiener gain (:func:`wiener_gain`) is
+    >= 1/2, i.e. where signal power still exceeds noise power; sigma is chosen so
+    the Gaussian's transfer is 1/2 at k_c: exp(-2 pi^2 sigma^2 k_c^2) = 1/2.
+    """
+    height, width = image.shape
+    gain = wiener_gain(image, noise_variance)
+    k_y = torch.fft.fftfreq(height, device=image.device)[:, None]
+    k_x = torch.fft.fftfreq(width, device=image.device)[None, :]
+    size = max(height, width)
+    ring = torch.round(torch.sqrt(k_y**2 + k_x**2) * size).long()
+    count = torch.bincount(ring.flatten()).clamp_min(1)
+    profile = torch.bincount(ring.flatten(), weights=gain.flatten().double()) / count
+    passing = torch.nonzero(profile[1:] >= 0.5).flatten()
+    if passing.numel() == 0:
+        return 8.0
+    k_c = float(passing.max() + 1) / size
+    return min(8.0, math.sqrt(math.log(2.0) / 2.0) / (math.pi * k_c))
 
 
 class SipradReconstructor:
@@ -330,7 +360,8 @@ class SipradReconstructor:
         optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
         if state is not None:
             net.load_state_dict(state.network)
-            optimiser.load_state_dict(state.optimiser)
+            # deep copy: Adam would otherwise step the caller's state tensors in place
+            optimiser.load_state_dict(copy.deepcopy(state.optimiser))
             phase_scale = state.phase_scale
         else:
             phase_scale = float(sitie.std()) or 1.0
@@ -345,7 +376,7 @@ class SipradReconstructor:
             if state is not None and state.amplitude_network is not None:
                 amp_net.load_state_dict(state.amplitude_network)
                 if state.amplitude_optimiser is not None:
-                    amp_opt.load_state_dict(state.amplitude_optimiser)
+                    amp_opt.load_state_dict(copy.deepcopy(state.amplitude_optimiser))
 
         generator = torch.Generator(device=self.device)
         generator.manual_seed(cfg.seed + 1)
@@ -450,7 +481,10 @@ class SipradReconstructor:
                 amp = dual_valued(amp)
                 phase = phi_raw + electrostatic_from_amplitude(amp, cfg.material, params.kv)
             image_fit = forward_image(phase, transfer, amp)
-            phi_m = gaussian_filter(phi_raw, cfg.smoothing_sigma_px)
+            sigma_px = cfg.smoothing_sigma_px
+            if cfg.adaptive_smoothing:
+                sigma_px = max(sigma_px, resolution_sigma_px(image, noise.variance))
+            phi_m = gaussian_filter(phi_raw, sigma_px)
             phi_m = phi_m - phi_m.mean()
             b_x, b_y = integrated_induction(phi_m, params.pixel_size_nm)
             phase_e = None if amp is None else phase - phi_raw
@@ -471,6 +505,8 @@ class SipradReconstructor:
 
         return SipradResult(
             phi_m=cpu(phi_m),
+            phi_m_raw=cpu(phi_raw),
+            smoothing_sigma_px=sigma_px,
             b_x=cpu(b_x),
             b_y=cpu(b_y),
             image=cpu(image),
