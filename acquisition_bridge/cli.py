@@ -64,7 +64,7 @@ def is_loopback(endpoint: str) -> bool:
 def _read_key(path: Path, *, secret: bool) -> bytes:
     """A Z85 CURVE key from a pyzmq certificate file (``keygen``) or a bare 40-char key."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
         raise UsageError(f"cannot read key file {path}: {exc.strerror}") from None
     wanted = "secret-key" if secret else "public-key"
@@ -89,6 +89,9 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curve-secret", type=Path, help="CURVE secret key file (keygen)")
     parser.add_argument("--heartbeat-s", type=float, default=1.0, help="heartbeat interval, s")
     parser.add_argument("--status-s", type=float, default=2.0, help="status line interval, s")
+    parser.add_argument(
+        "--wait-subscribers", type=int, default=0, help="wait for N live subscribers to start"
+    )
     parser.add_argument("--quiet", action="store_true", help="warnings only")
 
 
@@ -158,6 +161,9 @@ def _publish(source_cls: type[Source], args: argparse.Namespace) -> int:
             PROTOCOL_VERSION,
         )
         try:
+            if args.wait_subscribers > 0:
+                log.info("waiting for %d subscriber(s)", args.wait_subscribers)
+                publisher.wait_for_subscribers(args.wait_subscribers)
             while args.frames == 0 or publisher.stats.frames < args.frames:
                 try:
                     frame = source.read(min(args.heartbeat_s, 0.25) if args.heartbeat_s else 0.25)

@@ -116,11 +116,14 @@ class Publisher:
         self._last_send = 0.0
         self._record_timeout_ms = max(0, round(record_timeout_s * 1000))
         self._recorder_ready = True
-        self._live = self._context.socket(zmq.PUB)
+        # XPUB sends like PUB and also reports subscriptions (wait_for_subscribers)
+        self._live = self._context.socket(zmq.XPUB)
+        self.subscriptions = 0
         self._record: zmq.Socket | None = None
         try:
             self._live.linger = 0
             self._live.sndhwm = live_hwm
+            self._live.setsockopt(zmq.XPUB_VERBOSE, 1)
             _set_curve_server(self._live, curve_secret_key)
             self._live.bind(bind)
             self.address: str = self._live.last_endpoint.decode()
@@ -149,6 +152,7 @@ class Publisher:
         :class:`~acquisition_bridge.protocol.ProtocolError` for an invalid frame,
         before anything is sent.
         """
+        self._read_subscriptions()
         pixels = wire_array(frame.pixels)
         parts = encode_frame(pixels, seq=self._seq, source=self.source, metadata=frame.metadata)
         series = frame.metadata.get("series_id")
@@ -170,8 +174,32 @@ class Publisher:
 
     def tick(self) -> None:
         """Send a heartbeat if nothing was sent for ``heartbeat_s``; call this when idle."""
+        self._read_subscriptions()
         if time.monotonic() - self._last_send >= self.heartbeat_s:
             self.heartbeat()
+
+    def _read_subscriptions(self, timeout_ms: int = 0) -> None:
+        # subscription messages queue up on the XPUB socket until read
+        while self._live.poll(timeout_ms, zmq.POLLIN):
+            message = self._live.recv()
+            if message[:1] == b"\x01":
+                self.subscriptions += 1
+            timeout_ms = 0
+
+    def wait_for_subscribers(self, count: int, timeout_s: float | None = None) -> bool:
+        """Send heartbeats until ``count`` live subscriptions arrived; ``False`` on timeout.
+
+        PUB/SUB delivers nothing to a subscriber before its subscription has
+        reached the publisher ("slow joiner"), so a short replay or a test
+        waits here before its first frame.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.subscriptions < count:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self._read_subscriptions(timeout_ms=50)
+            self.tick()
+        return True
 
     def heartbeat(self) -> None:
         """Send a heartbeat on the live path (and, without waiting, on the record path)."""

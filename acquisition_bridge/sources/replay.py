@@ -52,6 +52,8 @@ class ReplaySource(Source):
         dataset: str | None = None,
     ) -> None:
         path = Path(path)
+        if not path.is_file():
+            raise SourceError(f"{path}: file not found")
         if metadata is None:
             sidecar = sidecar_path(path)
             if sidecar is None:

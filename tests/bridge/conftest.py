@@ -105,7 +105,11 @@ class BridgeProcess:
         """SIGTERM (a clean end of stream), then the exit code and stderr."""
         if self.process.poll() is None:
             self.process.terminate()
-        _, err = self.process.communicate(timeout=10)
+        return self.wait()
+
+    def wait(self, timeout_s: float = 10.0) -> tuple[int, str]:
+        """Wait for the process to exit by itself; its exit code and stderr."""
+        _, err = self.process.communicate(timeout=timeout_s)
         return self.process.returncode, err
 
     def check_alive(self) -> None:
