@@ -40,3 +40,8 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+# One intra-op thread: the suite runs beside bridge subprocesses on 2 cores, where
+# two spinning torch threads per process slow small convolutions down many times.
+torch.set_num_threads(1)

@@ -1,0 +1,110 @@
+"""The warm-started engine in-process: accuracy, warm/cold decisions, recovery, bad frames."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lorentz_live.errors import InputError
+from lorentz_live.live import LiveEngine
+from lorentz_live.physics import integrated_induction, sitie_phase
+from tests.helpers import correlation
+from tests.live.conftest import PARAMS, PIXEL_NM, as_frame, movie
+
+
+def b_correlation(phase: torch.Tensor, truth: torch.Tensor) -> float:
+    b, t = integrated_induction(phase, PIXEL_NM), integrated_induction(truth, PIXEL_NM)
+    return 0.5 * (correlation(b[0], t[0]) + correlation(b[1], t[1]))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return movie(5)
+
+
+@pytest.fixture(scope="module")
+def warm_run(frames, live_config):
+    engine = LiveEngine(live_config)
+    seen = []
+    engine.add_listener(seen.append)
+    results = [engine.process(as_frame(frame, seq)) for seq, frame in enumerate(frames)]
+    return engine, seen, results
+
+
+def test_listeners_get_every_result_and_only_the_first_frame_is_cold(warm_run) -> None:
+    engine, seen, results = warm_run
+    assert seen == results
+    assert [r.warm for r in results] == [False, True, True, True, True]
+    assert results[0].restart_reason == "first frame"
+    assert engine.cold_starts == 1
+    for result in results:
+        assert result.rgb.shape == (64, 64, 3)
+        assert result.latency_s >= result.compute_s > 0
+
+
+def test_warm_frames_beat_sitie_with_far_fewer_iterations(frames, warm_run, live_config) -> None:
+    _, _, results = warm_run
+    sitie_b, siprad_b = [], []
+    for result, frame in zip(results, frames, strict=True):
+        sitie = sitie_phase(torch.from_numpy(frame.image), PARAMS)
+        assert correlation(result.phi_m, frame.phase) > correlation(sitie, frame.phase)
+        sitie_b.append(b_correlation(sitie, frame.phase))
+        siprad_b.append(b_correlation(result.phi_m, frame.phase))
+    assert np.mean(siprad_b) > np.mean(sitie_b) + 0.01
+    cold_work = live_config.siprad.pretrain_iterations + results[0].iterations
+    warm_iterations = [r.iterations for r in results[1:]]
+    assert max(warm_iterations) <= live_config.warm_max_iterations
+    assert np.mean(warm_iterations) < cold_work / 4
+
+
+def test_parameter_change_and_operator_request_force_cold_starts(frames, live_config) -> None:
+    engine = LiveEngine(live_config)
+    engine.process(as_frame(frames[0], 0))
+    assert engine.process(as_frame(frames[1], 1)).warm
+    changed = PARAMS.replace(defocus_nm=-8.0e5)
+    result = engine.process(as_frame(frames[2], 2, changed))
+    assert not result.warm
+    assert "defocus_nm" in result.restart_reason
+    assert engine.process(as_frame(frames[3], 3, changed)).warm
+    engine.request_cold_restart()
+    result = engine.process(as_frame(frames[4], 4, changed))
+    assert (result.warm, result.restart_reason) == (False, "operator request")
+    assert engine.cold_starts == 3
+
+
+def test_diverged_warm_start_is_redone_cold_and_recovers(frames, live_config) -> None:
+    engine = LiveEngine(live_config)
+    first = engine.process(as_frame(frames[0], 0))
+    # inject a divergence: a weight update gone wrong leaves NaN in the carried weights
+    poisoned = {
+        key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+        for key, value in engine.state.network.items()
+    }
+    engine.state = dataclasses.replace(engine.state, network=poisoned)
+    result = engine.process(as_frame(frames[1], 1))
+    assert not result.warm
+    assert "diverged" in result.restart_reason
+    assert result.final_loss < 2.0 * first.final_loss
+    assert correlation(result.phi_m, frames[1].phase) > 0.8
+
+
+def test_bad_frame_is_refused_and_the_next_continues_warm(frames, live_config) -> None:
+    engine = LiveEngine(live_config)
+    engine.process(as_frame(frames[0], 0))
+    bad_images = [
+        np.zeros((64, 64), np.float32),
+        np.full((64, 64), np.nan, np.float32),
+        np.ones((4, 8, 8)),
+    ]
+    for seq, image in enumerate(bad_images, start=1):
+        with pytest.raises(InputError, match=f"frame {seq}"):
+            engine.process(dataclasses.replace(as_frame(frames[1], seq), image=image))
+    with pytest.raises(InputError, match="too small"):
+        engine.process(as_frame(frames[1], 9, PARAMS.replace(defocus_nm=-1.0)))
+    assert engine.bad_frames == 4
+    result = engine.process(as_frame(frames[1], 10))
+    assert result.warm
+    assert correlation(result.phi_m, frames[1].phase) > 0.8
