@@ -130,19 +130,22 @@ def test_seed_makes_runs_reproducible(noisy_bubbles: Case, fast_config: SipradCo
     assert not torch.equal(first.phi_m, other.phi_m)
 
 
-@pytest.mark.parametrize("shape", [(37, 31), (50, 72)])
-def test_non_square_sizes(shape: tuple[int, int], fast_config: SipradConfig) -> None:
+@pytest.mark.parametrize(
+    ("shape", "boundary"), [((37, 31), "periodic"), ((50, 72), "periodic"), ((37, 31), "pad")]
+)
+def test_non_square_sizes(shape: tuple[int, int], boundary: str, fast_config: SipradConfig) -> None:
     from lorentz_live.physics import MicroscopeParams, simulate_image
 
     params = MicroscopeParams(pixel_size_nm=4.0, defocus_nm=-0.5e6)
     phase = bubble_phase(shape, seed=2)
     image = simulate_image(phase, params)
-    config = fast_config.replace(max_iterations=60, noise_sigma=0.0, stop="none")
+    config = fast_config.replace(max_iterations=60, noise_sigma=0.0, stop="none", boundary=boundary)
     result = SipradReconstructor(config).reconstruct(image, params)
     for array in (result.phi_m, result.b_x, result.b_y, result.image_fit, result.sitie):
         assert tuple(array.shape) == shape
     # a transposed axis would ruin this
     assert correlation(result.phi_m, phase) > 0.8
+    assert correlation(result.image_fit, image) > 0.8
 
 
 @pytest.mark.parametrize(
