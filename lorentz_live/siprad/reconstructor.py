@@ -387,9 +387,12 @@ class SipradReconstructor:
         weight = None
         if cfg.loss_weighting == "wiener":
             weight = wiener_gain(image, noise.variance)
-        sitie = sitie_phase(sitie_source.clamp_min(1e-3), params, symmetrize=pad > 0)
+        sitie = sitie_phase(sitie_source, params, symmetrize=pad > 0)
 
-        net = self._build_network(1, cfg.network, cfg.seed)
+        # a warm start keeps the architecture its weights were trained with
+        net = self._build_network(
+            1, cfg.network if state is None else state.network_config, cfg.seed
+        )
         optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
         if state is not None:
             net.load_state_dict(state.network)
