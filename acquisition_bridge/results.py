@@ -11,6 +11,7 @@ msgpack.  Message kind ``"result"``; the envelope keys (``protocol``, ``seq``,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +78,9 @@ def encode_result(
     specs, buffers = [], []
     for name, (values, unit) in arrays.items():
         given = np.asarray(values)
-        target = np.dtype("<u1") if given.dtype == np.uint8 else np.dtype("<f4")
-        wire = np.ascontiguousarray(given, dtype=target)
-        specs.append({"name": name, "shape": list(wire.shape), "dtype": target.str, "unit": unit})
+        wire_name = "<u1" if given.dtype == np.uint8 else "<f4"  # numpy spells uint8 "|u1"
+        wire = np.ascontiguousarray(given, dtype=np.dtype(wire_name))
+        specs.append({"name": name, "shape": list(wire.shape), "dtype": wire_name, "unit": unit})
         buffers.append(memoryview(wire).cast("B"))
     full = dict(header)
     full.update(
@@ -150,14 +151,15 @@ def _decode_array(spec: Any, part: Any, limits: Limits) -> tuple[str, np.ndarray
 
 
 class ResultPublisher:
-    """PUB socket for results; a slow subscriber loses old results, never blocks the engine."""
+    """XPUB socket for results; a slow subscriber loses old results, never blocks the engine."""
 
     def __init__(
         self, bind: str, *, source: str = "lorentz-live", context: zmq.Context | None = None
     ):
         self.source = source
         self.sent = 0
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self.subscriptions = 0
+        self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.linger = 0
         self._socket.sndhwm = RESULTS_SEND_HWM
         try:
@@ -167,6 +169,21 @@ class ResultPublisher:
             raise
         self.address: str = self._socket.last_endpoint.decode()
 
+    def _read_subscriptions(self, timeout_ms: int = 0) -> None:
+        while self._socket.poll(timeout_ms, zmq.POLLIN):
+            if self._socket.recv()[:1] == b"\x01":
+                self.subscriptions += 1
+            timeout_ms = 0
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` subscriptions arrived (PUB/SUB "slow joiner"); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.subscriptions < count:
+            if time.monotonic() > deadline:
+                return False
+            self._read_subscriptions(timeout_ms=50)
+        return True
+
     def publish(
         self,
         header: Mapping[str, Any],
@@ -175,6 +192,8 @@ class ResultPublisher:
         seq: int,
         timestamp_ns: int,
     ) -> None:
+        """Send one result (never blocks: a full queue drops it for that subscriber)."""
+        self._read_subscriptions()
         parts = encode_result(
             header, arrays, seq=seq, timestamp_ns=timestamp_ns, source=self.source
         )

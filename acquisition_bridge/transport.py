@@ -214,14 +214,18 @@ class Publisher:
     def end_of_stream(self, *, repeat: int = 3, interval_s: float = 0.05) -> None:
         """End the open series, then announce that no more frames will come.
 
-        The announcement is sent ``repeat`` times ``interval_s`` apart, since the
-        live path may drop any one message under load; subscribers ignore repeats.
+        On the live path the announcement is sent ``repeat`` times ``interval_s``
+        apart, since it may drop any one message under load; subscribers ignore
+        repeats (same source and seq).
         """
         self._end_series()
-        for attempt in range(repeat):
-            if attempt:
-                time.sleep(interval_s)
-            self._control(END_OF_STREAM, {"frames": self.stats.frames})
+        self._control(END_OF_STREAM, {"frames": self.stats.frames})
+        parts = encode_control(
+            END_OF_STREAM, seq=self._seq, source=self.source, fields={"frames": self.stats.frames}
+        )
+        for _ in range(repeat - 1):  # the record path is ordered and lossless: once is enough
+            time.sleep(interval_s)
+            self._live.send_multipart(parts)
 
     def _end_series(self) -> None:
         if self._series is not None:
