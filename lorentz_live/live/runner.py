@@ -1,0 +1,279 @@
+"""The live loop at the edge: bridge subscriber -> :class:`LiveEngine` -> results stream.
+
+Runs the same whether it is its own process (``lorentz-live run``) or a thread
+of the viewer: frames come from an :class:`acquisition_bridge.transport.Subscriber`
+in latest-frame mode (a frame that arrives while one is being reconstructed
+replaces the waiting one and is counted as dropped), results go out on a
+:class:`acquisition_bridge.results.ResultPublisher` and to in-process listeners.
+A bad frame is counted, logged once per kind of problem, and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from acquisition_bridge.keys import MICROSCOPE_KEYS
+from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, Message
+from acquisition_bridge.results import ResultPublisher
+from acquisition_bridge.transport import Subscriber
+from lorentz_live.errors import InputError
+from lorentz_live.live.engine import Frame, LiveEngine, LiveResult
+from lorentz_live.physics import MicroscopeParams
+
+log = logging.getLogger("lorentz_live.live")
+
+_NOT_METADATA = set(ENVELOPE_KEYS) | set(MICROSCOPE_KEYS) | {"shape", "dtype"}
+
+
+@dataclass
+class RunSummary:
+    """Counters of one run; latencies in s."""
+
+    frames: int = 0
+    bad_frames: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    cold_starts: int = 0
+    iterations: list[int] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    ended_by: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def latency_percentile(self, q: float) -> float:
+        if not self.latencies_s:
+            return float("nan")
+        return float(np.percentile(self.latencies_s, q))
+
+
+def frame_from_message(message: Message) -> Frame:
+    """Engine frame from a bridge frame message; :class:`InputError` if its params are unusable."""
+    params = MicroscopeParams.from_mapping(message.microscope())
+    metadata = {key: value for key, value in message.header.items() if key not in _NOT_METADATA}
+    return Frame(
+        image=message.pixels,
+        params=params,
+        seq=message.seq,
+        timestamp_ns=message.timestamp_ns,
+        metadata=metadata,
+    )
+
+
+def result_header(result: LiveResult, summary: RunSummary, dropped: int) -> dict[str, Any]:
+    """Header fields of a published result (docs/protocol.md, "Results stream")."""
+    header: dict[str, Any] = {
+        "iterations": result.iterations,
+        "loss": result.final_loss,
+        "warm": result.warm,
+        "restart_reason": result.restart_reason,
+        "stop_reason": result.stop_reason,
+        "latency_s": result.latency_s,
+        "compute_s": result.compute_s,
+        "drift_px": list(result.drift_px),
+        "dropped_so_far": dropped,
+        "bad_frames_so_far": summary.bad_frames,
+        "result_timestamp_ns": time.time_ns(),
+        "frame": result.metadata,
+    }
+    header.update(result.params.to_dict())
+    return header
+
+
+def result_arrays(result: LiveResult) -> dict[str, tuple[np.ndarray, str]]:
+    """The arrays of a published result with their units."""
+    return {
+        "phi_m": (result.phi_m.numpy(), "rad"),
+        "b_x": (result.b_x.numpy(), "T nm"),
+        "b_y": (result.b_y.numpy(), "T nm"),
+        "rgb": (
+            (result.rgb.numpy() * 255.0 + 0.5).astype(np.uint8),
+            "sRGB 0-255, hue = direction of B",
+        ),
+        "image_fit": (result.image_fit.numpy(), "mean-normalised intensity"),
+        "loss": (np.asarray(result.loss, dtype=np.float32), "image MSE, mean-normalised units"),
+    }
+
+
+class LiveRunner:
+    """Feed frames from a bridge to an engine and publish what comes out.
+
+    Parameters
+    ----------
+    engine : the :class:`LiveEngine` (its listeners are called for every result).
+    source : the bridge's live endpoint, e.g. ``"tcp://127.0.0.1:5555"``.
+    results_bind : endpoint to publish results on, or ``None``.
+    stats : file to write one JSON line per reconstructed frame to, or ``None``.
+    max_frames : stop after this many reconstructed frames (``None`` = no limit).
+    stop_at_end : stop when the source sends end_of_stream.
+    idle_timeout_s : stop after this long without a frame (``None`` = never).
+    status : stream for the one-line status (``None`` = silent).
+    result_subscribers : wait (up to 10 s) for this many results subscribers
+        before taking frames, so none misses the first results.
+    """
+
+    def __init__(
+        self,
+        engine: LiveEngine,
+        source: str,
+        *,
+        results_bind: str | None = None,
+        stats: Path | None = None,
+        max_frames: int | None = None,
+        stop_at_end: bool = True,
+        idle_timeout_s: float | None = None,
+        status: IO[str] | None = None,
+        result_subscribers: int = 0,
+    ) -> None:
+        self.engine = engine
+        self.source = source
+        self.results_bind = results_bind
+        self.stats_path = stats
+        self.max_frames = max_frames
+        self.stop_at_end = stop_at_end
+        self.idle_timeout_s = idle_timeout_s
+        self.status = status
+        self.result_subscribers = result_subscribers
+        self.summary = RunSummary()
+        self.results_address: str | None = None
+        self._stop = threading.Event()
+        self._logged: set[str] = set()
+        self._started = threading.Event()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current frame (any thread)."""
+        self._stop.set()
+
+    def wait_started(self, timeout_s: float) -> bool:
+        """Block until the sockets are up (for callers running :meth:`run` in a thread)."""
+        return self._started.wait(timeout_s)
+
+    def run(self) -> RunSummary:
+        """Process frames until a stop condition; return the counters."""
+        summary = self.summary
+        start = time.monotonic()
+        last_frame = start
+        last_status = 0.0
+        publisher = ResultPublisher(self.results_bind) if self.results_bind else None
+        self.results_address = publisher.address if publisher else None
+        self._started.set()
+        if publisher is not None and self.result_subscribers:
+            publisher.wait_for_subscribers(self.result_subscribers, timeout_s=10.0)
+        stats_file = self.stats_path.open("a") if self.stats_path else None
+        subscriber = Subscriber(self.source, mode="latest")
+        try:
+            while not self._stop.is_set():
+                if self.max_frames is not None and summary.frames >= self.max_frames:
+                    summary.ended_by = f"{self.max_frames} frames"
+                    break
+                message = subscriber.recv(timeout_s=0.2)
+                now = time.monotonic()
+                if message is None:
+                    if self.idle_timeout_s is not None and now - last_frame > self.idle_timeout_s:
+                        summary.ended_by = f"no frame for {self.idle_timeout_s:g} s"
+                        break
+                    continue
+                if message.kind == END_OF_STREAM and self.stop_at_end:
+                    summary.ended_by = "end of stream"
+                    break
+                if message.kind != FRAME:
+                    continue
+                last_frame = now
+                result = self._process(message)
+                counters = subscriber.stats
+                summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
+                if result is None:
+                    continue
+                if publisher is not None:
+                    publisher.publish(
+                        result_header(result, summary, counters.dropped),
+                        result_arrays(result),
+                        seq=result.seq,
+                        timestamp_ns=result.timestamp_ns,
+                    )
+                if stats_file is not None:
+                    stats_file.write(json.dumps(self._stats_line(result)) + "\n")
+                    stats_file.flush()
+                if self.status is not None and now - last_status >= 1.0:
+                    last_status = now
+                    self._print_status(result, time.monotonic() - start)
+            else:
+                summary.ended_by = summary.ended_by or "stopped"
+        finally:
+            summary.wall_s = time.monotonic() - start
+            subscriber.close()
+            if publisher is not None:
+                publisher.close()
+            if stats_file is not None:
+                stats_file.close()
+        if self.status is not None:
+            self._print_status(None, summary.wall_s, final=True)
+        return summary
+
+    def _process(self, message: Message) -> LiveResult | None:
+        summary = self.summary
+        try:
+            result = self.engine.process(frame_from_message(message))
+        except InputError as error:
+            summary.bad_frames += 1
+            kind = str(error).split(":", 1)[-1].strip()[:40]
+            if kind not in self._logged:
+                self._logged.add(kind)
+                log.warning(
+                    "skipped bad frame seq %s: %s (similar ones counted silently)",
+                    message.seq,
+                    error,
+                )
+            return None
+        summary.frames += 1
+        summary.cold_starts = self.engine.cold_starts
+        summary.iterations.append(result.iterations)
+        summary.latencies_s.append(result.latency_s)
+        return result
+
+    def _stats_line(self, result: LiveResult) -> dict[str, Any]:
+        return {
+            "seq": result.seq,
+            "latency_s": round(result.latency_s, 6),
+            "compute_s": round(result.compute_s, 6),
+            "iterations": result.iterations,
+            "loss": result.final_loss,
+            "warm": result.warm,
+            "restart_reason": result.restart_reason,
+            "stop_reason": result.stop_reason,
+            "drift_px": [round(v, 3) for v in result.drift_px],
+            "dropped_so_far": self.summary.dropped,
+            "bad_frames_so_far": self.summary.bad_frames,
+        }
+
+    def _print_status(
+        self, result: LiveResult | None, elapsed_s: float, *, final: bool = False
+    ) -> None:
+        summary = self.summary
+        recent = summary.iterations[-20:]
+        fps = summary.frames / elapsed_s if elapsed_s > 0 else 0.0
+        iterations = statistics.median(recent) if recent else 0
+        latency = summary.latency_percentile(50)
+        line = (
+            f"frames {summary.frames}  fps {fps:.2f}  latency p50 {latency:.2f} s"
+            f"  it/frame {iterations:.0f}  dropped {summary.dropped}"
+            f"  bad {summary.bad_frames}  cold {summary.cold_starts}"
+        )
+        if result is not None:
+            line += f"  loss {result.final_loss:.3e}  {'warm' if result.warm else 'cold'}"
+        if final:
+            line += f"  ({summary.ended_by})"
+        terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
+        end = "\n" if final or not terminal else ""
+        print(("\r" if terminal else "") + line, end=end, file=self.status, flush=True)

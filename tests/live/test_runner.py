@@ -1,0 +1,115 @@
+"""The live loop through real sockets: bridge publisher -> runner -> results subscriber."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from acquisition_bridge.protocol import Frame as WireFrame
+from acquisition_bridge.results import ResultSubscriber
+from acquisition_bridge.transport import Publisher
+from lorentz_live.live import LiveEngine
+from lorentz_live.live.runner import LiveRunner
+from tests.helpers import correlation
+from tests.live.conftest import PARAMS, movie
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def session(tmp_path, live_config):
+    """A publisher, a runner in a thread and a results subscriber, all on random ports."""
+    publisher = Publisher("tcp://127.0.0.1:*", source="test-camera")
+    runner = LiveRunner(
+        LiveEngine(live_config),
+        publisher.address,
+        results_bind="tcp://127.0.0.1:*",
+        stats=tmp_path / "stats.jsonl",
+        result_subscribers=1,
+    )
+    outcome = {}
+    thread = threading.Thread(
+        target=lambda: outcome.setdefault("summary", runner.run()), daemon=True
+    )
+    thread.start()
+    assert runner.wait_started(10.0)
+    results = ResultSubscriber(runner.results_address)
+    assert publisher.wait_for_subscribers(1, timeout_s=10.0)
+    yield publisher, runner, results, outcome, thread
+    runner.stop()
+    thread.join(30.0)
+    results.close()
+    publisher.close()
+
+
+def test_movie_end_to_end_with_bad_frames_and_a_defocus_change(session, tmp_path) -> None:
+    publisher, _, results, outcome, thread = session
+    frames = movie(4)
+    metadata = {**PARAMS.to_dict(), "temperature_k": 40.0, "series_id": "run-1"}
+    changed = {**metadata, "defocus_nm": -8.0e5}
+    plan = [
+        (frames[0].image, metadata, "good"),
+        (frames[1].image, metadata, "good"),
+        (np.full((64, 64), np.nan, np.float32), metadata, "rejected"),  # the subscriber drops it
+        (frames[2].image, {**metadata, "defocus_nm": 0.0}, "bad"),  # the engine refuses it
+        (frames[2].image, metadata, "good"),
+        (frames[3].image, changed, "good"),
+    ]
+    received = []
+    for pixels, header, expect in plan:
+        seq = publisher.publish(WireFrame(np.asarray(pixels, np.float32), header))
+        if expect != "good":
+            continue
+        result = results.recv_latest(timeout_s=120.0)
+        assert result is not None, f"no result for frame {seq}"
+        assert result.seq == seq
+        received.append(result)
+    publisher.end_of_stream()
+    thread.join(60.0)
+    summary = outcome["summary"]
+    assert summary.ended_by == "end of stream"
+    assert (summary.frames, summary.bad_frames, summary.rejected) == (4, 1, 1)
+
+    assert [r.header["warm"] for r in received] == [False, True, True, False]
+    assert "defocus_nm" in received[3].header["restart_reason"]
+    truth = [frames[0].phase, frames[1].phase, frames[2].phase, frames[3].phase]
+    for result, phase in zip(received, truth, strict=True):
+        assert set(result.arrays) == {"phi_m", "b_x", "b_y", "rgb", "image_fit", "loss"}
+        assert result.arrays["phi_m"].shape == (64, 64) and result.arrays["rgb"].shape == (
+            64,
+            64,
+            3,
+        )
+        assert result.unit("b_x") == "T nm"
+        assert result.header["frame"]["temperature_k"] == 40.0
+        assert correlation(torch.from_numpy(result.arrays["phi_m"].copy()), phase) > 0.8
+
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [line["seq"] for line in lines] == [r.seq for r in received]
+    assert {"latency_s", "iterations", "loss", "warm", "dropped_so_far"} <= set(lines[0])
+    assert lines[-1]["bad_frames_so_far"] == 1
+
+
+def test_frames_arriving_during_a_reconstruction_are_dropped_and_counted(session) -> None:
+    publisher, _, results, outcome, thread = session
+    frames = movie(2)
+    metadata = PARAMS.to_dict()
+    publisher.publish(WireFrame(frames[0].image, metadata))
+    # ten frames while the first (cold) reconstruction runs: only the newest survives
+    for _ in range(10):
+        publisher.publish(WireFrame(frames[1].image, metadata))
+    seqs = []
+    while (result := results.recv_latest(timeout_s=60.0 if not seqs else 5.0)) is not None:
+        seqs.append(result.seq)
+        if result.seq == 10:
+            break
+    assert seqs[0] == 0 and seqs[-1] == 10
+    publisher.end_of_stream()
+    thread.join(60.0)
+    summary = outcome["summary"]
+    assert summary.frames == len(seqs) < 11
+    assert summary.dropped == 11 - summary.frames
