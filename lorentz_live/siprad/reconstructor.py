@@ -328,6 +328,7 @@ class SipradReconstructor:
         progress: ProgressCallback | None = None,
         observe: ObserveCallback | None = None,
         observe_every: int = 50,
+        deadline: float | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -340,6 +341,9 @@ class SipradReconstructor:
         progress : optional ``progress(iteration, max_iterations, loss)``.
         observe : diagnostics (benchmarks): ``observe(iteration, phi)`` every
             ``observe_every`` iterations with the current unsmoothed phi_m [H, W], rad.
+        deadline : ``time.perf_counter()`` value at which the main loop stops
+            (stop reason ``"time budget"``) and returns its current iterate; the
+            live loop's per-frame budget.  Pre-training is not cut short.
 
         Returns
         -------
@@ -462,6 +466,9 @@ class SipradReconstructor:
         iterations = 0
         window = max(1, cfg.plateau_window)
         for iteration in range(cfg.max_iterations):
+            if deadline is not None and iterations > 0 and time.perf_counter() >= deadline:
+                stop_reason = "time budget"
+                break
             optimiser.zero_grad(set_to_none=True)
             if amp_opt is not None:
                 amp_opt.zero_grad(set_to_none=True)

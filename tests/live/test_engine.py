@@ -108,3 +108,11 @@ def test_bad_frame_is_refused_and_the_next_continues_warm(frames, live_config) -
     result = engine.process(as_frame(frames[1], 10))
     assert result.warm
     assert correlation(result.phi_m, frames[1].phase) > 0.8
+
+
+def test_time_budget_ends_a_frame_early(frames, live_config) -> None:
+    engine = LiveEngine(dataclasses.replace(live_config, time_budget_s=1e-6))
+    engine.process(as_frame(frames[0], 0))
+    result = engine.process(as_frame(frames[1], 1))
+    assert result.warm
+    assert (result.stop_reason, result.iterations) == ("time budget", 1)
