@@ -197,6 +197,62 @@ def _device(name: str) -> str:
     return name
 
 
+def _run(args: argparse.Namespace) -> None:
+    import logging
+
+    import zmq
+
+    from lorentz_live.live import LiveConfig, LiveEngine
+    from lorentz_live.live.runner import LiveRunner
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    checked = (
+        ("--frames", args.frames),
+        ("--warm-iterations", args.warm_iterations),
+        ("--threads", args.threads),
+    )
+    for name, value in checked:
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be >= 1, got {value}")
+    if args.budget is not None and not args.budget > 0:
+        raise InputError(f"--budget must be > 0 s, got {args.budget:g}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    siprad = _siprad_config(args)
+    config = LiveConfig(
+        siprad=siprad,
+        warm_max_iterations=args.warm_iterations or LiveConfig.warm_max_iterations,
+        time_budget_s=args.budget,
+        device=_device(args.device),
+    )
+    stats = Path(args.stats) if args.stats else None
+    if stats is not None and not stats.parent.exists():
+        raise InputError(f"--stats folder does not exist: {stats.parent}")
+    runner = LiveRunner(
+        LiveEngine(config),
+        args.source,
+        results_bind=args.results,
+        stats=stats,
+        max_frames=args.frames,
+        idle_timeout_s=args.idle_timeout,
+        status=sys.stderr,
+    )
+    try:
+        summary = runner.run()
+    except zmq.ZMQError as exc:
+        raise InputError(f"cannot open sockets ({args.source}, {args.results}): {exc}") from None
+    except KeyboardInterrupt:
+        runner.stop()
+        summary = runner.summary
+    print(
+        f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
+        f"latency p50 {summary.latency_percentile(50):.2f} s "
+        f"p99 {summary.latency_percentile(99):.2f} s, "
+        f"dropped {summary.dropped}, bad {summary.bad_frames}, rejected {summary.rejected}, "
+        f"cold starts {summary.cold_starts}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -263,6 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="mirror-pad before the FFT solve (non-periodic images)",
     )
     reconstruct.set_defaults(handler=_reconstruct)
+
+    run = commands.add_parser("run", help="live: reconstruct the frames of a bridge, warm-started")
+    run.add_argument("--source", default="tcp://127.0.0.1:5555", help="the bridge's live endpoint")
+    run.add_argument(
+        "--results", metavar="ENDPOINT", help="publish results here, e.g. tcp://127.0.0.1:5556"
+    )
+    run.add_argument("--frames", type=int, help="stop after this many reconstructed frames")
+    run.add_argument("--stats", metavar="FILE.jsonl", help="one JSON line per reconstructed frame")
+    run.add_argument(
+        "--budget", type=float, help="time budget per frame, s (default: until converged)"
+    )
+    run.add_argument("--warm-iterations", type=int, help="iteration cap of a warm-started frame")
+    run.add_argument("--iterations", type=int, help="iteration cap of a cold start")
+    run.add_argument("--idle-timeout", type=float, help="stop after this long without a frame, s")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    run.set_defaults(handler=_run, amplitude="none", threshold=None)
     return parser
 
 

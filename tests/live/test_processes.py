@@ -1,0 +1,97 @@
+"""Separate processes as at the microscope: bridge simulate -> lorentz-live run -> a client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zmq
+
+from acquisition_bridge.results import ResultSubscriber
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    context = zmq.Context.instance()
+    socket = context.socket(zmq.REP)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    socket.close(linger=0)
+    return port
+
+
+def test_bridge_engine_and_client_in_three_processes(tmp_path) -> None:
+    frames_port, results_port = free_port(), free_port()
+    bridge = subprocess.Popen(
+        [
+            str(BIN / "lorentz-bridge"),
+            "simulate",
+            "--bind",
+            f"tcp://127.0.0.1:{frames_port}",
+            "--size",
+            "48",
+            "--fps",
+            "4",
+            "--frames",
+            "0",
+            "--wait-subscribers",
+            "1",
+            "--quiet",
+            "--truth",
+            str(tmp_path / "truth.h5"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = ResultSubscriber(f"tcp://127.0.0.1:{results_port}")
+    try:
+        engine = subprocess.run(
+            [
+                str(BIN / "lorentz-live"),
+                "run",
+                "--source",
+                f"tcp://127.0.0.1:{frames_port}",
+                "--results",
+                f"tcp://127.0.0.1:{results_port}",
+                "--frames",
+                "3",
+                "--stats",
+                str(tmp_path / "stats.jsonl"),
+                "--threads",
+                "1",
+                "--iterations",
+                "40",
+                "--idle-timeout",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        latest = client.recv_latest(timeout_s=5.0)
+    finally:
+        bridge.terminate()
+        _, bridge_log = bridge.communicate(timeout=30)
+        client.close()
+    assert engine.returncode == 0, engine.stderr[-2000:] + bridge_log[-2000:]
+    assert "3 frames" in engine.stdout
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert len(lines) == 3
+    assert [line["warm"] for line in lines] == [False, True, True]
+    assert all(line["latency_s"] > 0 for line in lines)
+    assert latest is None or latest.arrays["phi_m"].shape == (48, 48)
+
+
+def test_run_rejects_bad_options(capsys) -> None:
+    from lorentz_live.cli import main
+
+    assert main(["run", "--frames", "0"]) == 2
+    assert "--frames must be >= 1" in capsys.readouterr().err
+    assert main(["run", "--budget", "-1"]) == 2
+    assert "--budget must be > 0" in capsys.readouterr().err
