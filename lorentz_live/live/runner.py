@@ -45,12 +45,21 @@ class RunSummary:
     cold_starts: int = 0
     iterations: list[int] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
+    completed_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     ended_by: str = ""
 
     @property
     def fps(self) -> float:
+        """Reconstructed frames per second of the whole run (cold start and idle time included)."""
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second between the first and the last result (the cold start excluded)."""
+        if len(self.completed_s) < 2:
+            return 0.0
+        return (len(self.completed_s) - 1) / (self.completed_s[-1] - self.completed_s[0])
 
     def latency_percentile(self, q: float) -> float:
         if not self.latencies_s:
@@ -240,6 +249,7 @@ class LiveRunner:
         summary.cold_starts = self.engine.cold_starts
         summary.iterations.append(result.iterations)
         summary.latencies_s.append(result.latency_s)
+        summary.completed_s.append(time.monotonic())
         return result
 
     def _stats_line(self, result: LiveResult) -> dict[str, Any]:
