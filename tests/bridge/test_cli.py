@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import zmq
 
 from acquisition_bridge.cli import is_loopback, main
-from acquisition_bridge.transport import Subscriber
+from acquisition_bridge.transport import Publisher, Subscriber
 
 
 @pytest.fixture
@@ -150,3 +152,38 @@ def test_subscriber_recovers_after_the_bridge_is_killed_and_restarted(
     assert not stats.silent
     assert stats.restarts == 1  # seq started again at 0
     assert stats.rejected_total == 0
+
+
+def test_keygen_keys_encrypt_a_bridge_that_listen_can_read(tmp_path, stack_file, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="acquisition_bridge")
+    assert main(["keygen", str(tmp_path / "keys")]) == 0
+    assert "public key" in capsys.readouterr().out
+    secret = tmp_path / "keys" / "bridge.key_secret"
+    public = tmp_path / "keys" / "bridge.key"
+    endpoint = f"ipc://{tmp_path}/enc"
+    codes: list[int] = []
+    args = ["replay", str(stack_file), "--bind", endpoint, "--fps", "50"]
+    args += ["--curve-secret", str(secret), "--wait-subscribers", "1", "--quiet"]
+    listener = threading.Thread(
+        target=lambda: codes.append(
+            main(["listen", "--connect", endpoint, "--curve-server-key", str(public)])
+        )
+    )
+    listener.start()
+    assert main(args) == 0
+    listener.join(20.0)
+    assert codes == [0]  # listen stops at end_of_stream
+    done = [r.message for r in caplog.records if r.message.startswith("done: frames")]
+    # the bridge sent five frames and the listener decrypted all five
+    assert len(done) == 2
+    assert all(line.startswith("done: frames 5 ") for line in done), done
+
+
+def test_wait_for_subscribers_times_out_without_one(context):
+    with Publisher("tcp://127.0.0.1:*", context=context) as pub:
+        start = time.monotonic()
+        assert not pub.wait_for_subscribers(1, timeout_s=0.2)
+        assert time.monotonic() - start < 1.0
+        with Subscriber(pub.address, context=context):
+            assert pub.wait_for_subscribers(1, timeout_s=5.0)
+        assert pub.subscriptions == 1

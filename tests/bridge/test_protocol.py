@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgpack
@@ -255,3 +256,55 @@ def test_mutated_headers_only_ever_raise_protocol_error(key, value, data) -> Non
         assert error.reason in REASONS
     else:  # accepted only if the pixels fit the (possibly mutated) header exactly
         assert message.pixels.nbytes == len(data)
+
+
+_json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    extra=st.dictionaries(
+        st.text(min_size=1, max_size=12).filter(lambda k: k not in _RESERVED),
+        _json_like,
+        max_size=5,
+    ),
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_any_unknown_metadata_round_trips_unchanged(extra, height, width, dtype) -> None:
+    meta = dict.fromkeys(MICROSCOPE_KEYS, 2.5)
+    pixels = ramp((height, width), dtype)
+    parts = encode_frame(pixels, seq=3, source="s", metadata={**meta, **extra})
+    message = decode([bytes(part) for part in parts])
+    for key, value in extra.items():
+        assert _same(message.header[key], value), key
+    np.testing.assert_array_equal(message.pixels, pixels)
+
+
+_RESERVED = {
+    "protocol", "kind", "seq", "timestamp_ns", "source", "shape", "dtype", "extra",
+    "series_id", "series_role", "tilt_x_deg", "tilt_y_deg", "temperature_k", "field_mt",
+    "current_ma", "exposure_s", *MICROSCOPE_KEYS,
+}  # fmt: skip
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that treats NaN as equal to NaN and tuples as lists (msgpack arrays)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b and type(a) is type(b)
