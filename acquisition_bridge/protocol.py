@@ -102,8 +102,9 @@ DEFAULT_LIMITS = Limits()
 class Message:
     """A decoded message: its header (every key, unknown ones included) and pixels.
 
-    ``pixels`` is a read-only [h, w] array over the received buffer for frames
-    (no copy), ``None`` for the other kinds.
+    ``pixels`` is an [h, w] view of the received buffer for frames (no copy;
+    writeable when that buffer is, as a received zmq message is), ``None`` for
+    the other kinds.
     """
 
     header: dict[str, Any]
@@ -344,7 +345,7 @@ def decode(
 ) -> Message:
     """Check and decode the parts of one message (bytes, memoryviews or zmq Frames).
 
-    Frames get a read-only [h, w] view of the pixel part (no copy).  Float
+    Frames get an [h, w] view of the pixel part (no copy).  Float
     pixels are checked for NaN/Inf unless ``check_finite`` is false.
     Raises :class:`ProtocolError`; never anything else for any input.
     """

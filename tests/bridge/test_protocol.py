@@ -226,7 +226,7 @@ _values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     key=st.sampled_from(
         [
@@ -271,7 +271,11 @@ _json_like = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(
     extra=st.dictionaries(
         st.text(min_size=1, max_size=12).filter(lambda k: k not in _RESERVED),
