@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -46,8 +47,15 @@ def session(tmp_path, live_config):
     publisher.close()
 
 
+def wait_until(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        time.sleep(0.01)
+
+
 def test_movie_end_to_end_with_bad_frames_and_a_defocus_change(session, tmp_path) -> None:
-    publisher, _, results, outcome, thread = session
+    publisher, runner, results, outcome, thread = session
     frames = movie(4)
     metadata = {**PARAMS.to_dict(), "temperature_k": 40.0, "series_id": "run-1"}
     changed = {**metadata, "defocus_nm": -8.0e5}
@@ -62,6 +70,8 @@ def test_movie_end_to_end_with_bad_frames_and_a_defocus_change(session, tmp_path
     received = []
     for pixels, header, expect in plan:
         seq = publisher.publish(WireFrame(np.asarray(pixels, np.float32), header))
+        if expect == "bad":  # let the engine refuse it before the next frame replaces it
+            wait_until(lambda: runner.summary.bad_frames == 1)
         if expect != "good":
             continue
         result = results.recv_latest(timeout_s=120.0)
@@ -100,10 +110,11 @@ def test_frames_arriving_during_a_reconstruction_are_dropped_and_counted(session
     metadata = PARAMS.to_dict()
     publisher.publish(WireFrame(frames[0].image, metadata))
     # ten frames while the first (cold) reconstruction runs: only the newest survives
-    for _ in range(10):
+    for _ in range(10):  # paced below the publisher's send high-water mark
+        time.sleep(0.02)
         publisher.publish(WireFrame(frames[1].image, metadata))
     seqs = []
-    while (result := results.recv_latest(timeout_s=60.0 if not seqs else 5.0)) is not None:
+    while (result := results.recv_latest(timeout_s=60.0)) is not None:
         seqs.append(result.seq)
         if result.seq == 10:
             break
