@@ -368,6 +368,12 @@ class SimulateSource(Source):
         parser.add_argument(
             "--contaminants", type=int, default=0, help="number of surface contaminant particles"
         )
+        parser.add_argument(
+            "--temperature-start-k",
+            type=float,
+            default=defaults.temperature_start_k,
+            help=f"temperature of the first frame, K (Curie temperature {defaults.curie_k:g} K)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--threads", type=int, default=1, help="torch threads")
         parser.add_argument("--truth", type=Path, help="write the true phi_m of every frame (HDF5)")
@@ -382,6 +388,7 @@ class SimulateSource(Source):
                 size_px=args.size,
                 params=params,
                 ramp_frames=args.ramp_frames or args.frames or 200,
+                temperature_start_k=args.temperature_start_k,
                 stage_drift_nm=tuple(args.stage_drift_nm),
                 contaminants=args.contaminants,
                 dose_e_per_px=args.dose,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lorentz_live.demo import run
+import pytest
+
+from lorentz_live.demo import run, run_live
 
 
 def test_demo_writes_pngs_and_scores(tmp_path) -> None:
@@ -12,3 +14,15 @@ def test_demo_writes_pngs_and_scores(tmp_path) -> None:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 200
     assert 0.5 < scores["b"] <= 1.0
     assert 0.3 < scores["phase"] <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_live_demo_runs_bridge_and_engine(tmp_path) -> None:
+    scores = run_live(tmp_path, size=48, frames=6, fps=2.0)
+    assert scores["frames"] >= 2
+    assert scores["frames"] + scores["dropped"] == 6
+    for name in ("live_phi_m", "live_b", "live_b_true", "colour_wheel_legend"):
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "truth.h5").exists()
+    assert -1.0 <= scores["b"] <= 1.0
