@@ -170,3 +170,16 @@ def test_bad_config_raises() -> None:
         SipradConfig(amplitude="guess")
     with pytest.raises(InputError, match="stop"):
         SipradConfig(stop="never")
+
+
+def test_progress_reports_every_iteration(noisy_bubbles: Case, fast_config: SipradConfig) -> None:
+    calls: list[tuple[int, int, float]] = []
+    config = fast_config.replace(max_iterations=15, pretrain_iterations=5, stop="none")
+    result = SipradReconstructor(config).reconstruct(
+        noisy_bubbles.image, noisy_bubbles.params, progress=lambda *a: calls.append(a)
+    )
+    assert [c[0] for c in calls] == list(range(1, 16))
+    assert all(c[1] == 15 for c in calls)
+    assert [c[2] for c in calls] == result.loss
+    assert result.iterations == 15
+    assert result.stop_reason == "max_iterations"
