@@ -55,7 +55,14 @@ OPTIONAL_NUMBERS: tuple[str, ...] = (
     "exposure_s",
 )
 #: Keys the protocol itself sets; metadata handed to :func:`encode_frame` may not.
-ENVELOPE_KEYS: tuple[str, ...] = ("protocol", "kind", "seq", "timestamp_ns", "source")
+ENVELOPE_KEYS: tuple[str, ...] = (
+    "protocol",
+    "kind",
+    "seq",
+    "timestamp_ns",
+    "source",
+    "stream_id",
+)
 #: Reasons a message is rejected (the keys of the subscriber's error counters).
 REASONS: tuple[str, ...] = (
     "parts",  # wrong number of parts for the kind
@@ -198,23 +205,24 @@ def encode_frame(
     source: str,
     metadata: Mapping[str, Any],
     timestamp_ns: int | None = None,
+    stream_id: str | None = None,
 ) -> list[bytes | memoryview]:
     """Parts ``[header, pixels]`` of a frame message; the pixel part is not copied.
 
     ``pixels`` must already have a wire dtype and be C-contiguous (see
     :func:`wire_array`); the caller must not modify it until it has been sent.
     ``metadata`` must hold every microscope key; ``timestamp_ns`` defaults to
-    ``metadata["timestamp_ns"]`` and then to now.  Raises :class:`ProtocolError`
-    for a header a receiver would reject.
+    ``metadata["timestamp_ns"]`` and then to now.  ``stream_id`` (optional)
+    names this run of the source, so receivers tell a restart from a gap.
+    Raises :class:`ProtocolError` for a header a receiver would reject.
     """
     if not isinstance(pixels, np.ndarray) or wire_dtype_name(pixels.dtype) not in DTYPES:
         dtype = getattr(pixels, "dtype", type(pixels).__name__)
         raise ProtocolError("dtype", f"pixels must be a numpy array of {DTYPES}, got {dtype}")
     if pixels.ndim != 2 or not pixels.flags.c_contiguous:
         raise ProtocolError("shape", "pixels must be a C-contiguous 2-D array")
-    clash = [
-        key for key in ("protocol", "kind", "seq", "source", "shape", "dtype") if key in metadata
-    ]
+    reserved = ("protocol", "kind", "seq", "source", "stream_id", "shape", "dtype")
+    clash = [key for key in reserved if key in metadata]
     if clash:
         raise ProtocolError("field", f"metadata may not set protocol key {clash[0]!r}")
     header = dict(metadata)
@@ -228,12 +236,19 @@ def encode_frame(
         shape=[int(pixels.shape[0]), int(pixels.shape[1])],
         dtype=wire_dtype_name(pixels.dtype),
     )
+    if stream_id is not None:
+        header["stream_id"] = stream_id
     validate_header(header)
     return [_pack(header), memoryview(pixels).cast("B")]
 
 
 def encode_control(
-    kind: str, *, seq: int, source: str, fields: Mapping[str, Any] | None = None
+    kind: str,
+    *,
+    seq: int,
+    source: str,
+    fields: Mapping[str, Any] | None = None,
+    stream_id: str | None = None,
 ) -> list[bytes]:
     """Parts ``[header]`` of a heartbeat, series_start, series_end or end_of_stream.
 
@@ -246,6 +261,8 @@ def encode_control(
     header.update(
         protocol=PROTOCOL_VERSION, kind=kind, seq=seq, timestamp_ns=now_ns(), source=source
     )
+    if stream_id is not None:
+        header["stream_id"] = stream_id
     validate_header(header)
     return [_pack(header)]
 
@@ -277,6 +294,8 @@ def validate_header(header: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) 
             raise ProtocolError("field", f"{key} must be an integer >= 0, got {value!r}")
     if not isinstance(header.get("source"), str):
         raise ProtocolError("field", f"source must be a string, got {header.get('source')!r}")
+    if "stream_id" in header and not isinstance(header["stream_id"], str):
+        raise ProtocolError("field", f"stream_id must be a string, got {header['stream_id']!r}")
     _validate_optional(header)
     if kind != FRAME:
         return

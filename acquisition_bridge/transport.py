@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -107,6 +108,8 @@ class Publisher:
         curve_secret_key: bytes | None = None,
     ) -> None:
         self.source = source
+        #: Names this run of the publisher; a new one after every restart.
+        self.stream_id = secrets.token_hex(8)
         self.heartbeat_s = heartbeat_s
         self.stats = PublisherStats()
         self._context = context or zmq.Context.instance()
@@ -154,7 +157,13 @@ class Publisher:
         """
         self._read_subscriptions()
         pixels = wire_array(frame.pixels)
-        parts = encode_frame(pixels, seq=self._seq, source=self.source, metadata=frame.metadata)
+        parts = encode_frame(
+            pixels,
+            seq=self._seq,
+            source=self.source,
+            metadata=frame.metadata,
+            stream_id=self.stream_id,
+        )
         series = frame.metadata.get("series_id")
         if series != self._series:
             self._end_series()
@@ -203,7 +212,9 @@ class Publisher:
 
     def heartbeat(self) -> None:
         """Send a heartbeat on the live path (and, without waiting, on the record path)."""
-        parts = encode_control(HEARTBEAT, seq=self._seq, source=self.source)
+        parts = encode_control(
+            HEARTBEAT, seq=self._seq, source=self.source, stream_id=self.stream_id
+        )
         self._live.send_multipart(parts)
         if self._record is not None:
             with contextlib.suppress(zmq.Again):
@@ -221,7 +232,11 @@ class Publisher:
         self._end_series()
         self._control(END_OF_STREAM, {"frames": self.stats.frames})
         parts = encode_control(
-            END_OF_STREAM, seq=self._seq, source=self.source, fields={"frames": self.stats.frames}
+            END_OF_STREAM,
+            seq=self._seq,
+            source=self.source,
+            fields={"frames": self.stats.frames},
+            stream_id=self.stream_id,
         )
         for _ in range(repeat - 1):  # the record path is ordered and lossless: once is enough
             time.sleep(interval_s)
@@ -233,7 +248,10 @@ class Publisher:
             self._series = None
 
     def _control(self, kind: str, fields: dict[str, Any]) -> None:
-        self._send(encode_control(kind, seq=self._seq, source=self.source, fields=fields))
+        parts = encode_control(
+            kind, seq=self._seq, source=self.source, fields=fields, stream_id=self.stream_id
+        )
+        self._send(parts)
 
     def _send(self, parts: list[Any], *, frame: bool = False) -> None:
         # live first: a slow recorder must not delay live consumers
@@ -363,6 +381,7 @@ class Subscriber:
         self._lock = threading.Condition()
         self._queue: collections.deque[Message] = collections.deque()
         self._next_seq: dict[str, int] = {}
+        self._stream: dict[str, str | None] = {}
         self._ended: set[tuple[str, int]] = set()
         self._logged: set[str] = set()
         self._stop = threading.Event()
@@ -512,16 +531,23 @@ class Subscriber:
         if kind == END_OF_STREAM and (source, seq) in self._ended:
             return True  # a repeat of an end_of_stream already handed over
         expected = self._next_seq.get(source)
+        stream = message.header.get("stream_id")
+        # a new stream_id is a restarted source: its seq starts again, nothing was lost
+        restarted = expected is not None and (
+            (stream is not None and self._stream.get(source) not in (None, stream))
+            or seq < expected
+        )
+        self._stream[source] = stream
         with self._lock:
             stats = self._stats
             stats.received += 1
             stats.silent = False
             stats.ended = kind == END_OF_STREAM
-            if expected is not None and seq > expected:
-                stats.missed += seq - expected
-            elif expected is not None and seq < expected:
+            if restarted:
                 stats.restarts += 1
-                log.info("source %r restarted (seq %d after %d)", source, seq, expected - 1)
+                log.info("source %r restarted (seq %d, expected %d)", source, seq, expected)
+            elif expected is not None and seq > expected:
+                stats.missed += seq - expected
             if kind == END_OF_STREAM:
                 self._next_seq.pop(source, None)
                 self._ended = {(source, seq)}

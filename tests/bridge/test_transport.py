@@ -74,6 +74,14 @@ def test_gaps_in_seq_are_counted_as_missed(context, meta, raw_push):
         push.send_multipart(_raw_frame(meta, 0))
         assert len(drain(sub, 0.5)) == 1
         assert (sub.stats.restarts, sub.stats.missed) == (1, 7)
+        # so is a new stream_id, even when the new run's seq is already ahead
+        for stream, seq in (("run-a", 1), ("run-a", 2), ("run-b", 40), ("run-b", 41)):
+            parts = encode_frame(
+                ramp((4, 4), "<u2"), seq=seq, source="cam", metadata=meta, stream_id=stream
+            )
+            push.send_multipart(parts)
+        assert len(drain(sub, 0.5)) == 4
+        assert (sub.stats.restarts, sub.stats.missed) == (2, 7)
 
 
 def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(context, meta):
