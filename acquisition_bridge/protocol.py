@@ -191,7 +191,8 @@ def wire_array(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=target)
 
 
-def _pack(header: Mapping[str, Any]) -> bytes:
+def pack_header(header: Mapping[str, Any]) -> bytes:
+    """msgpack bytes of a header map; :class:`ProtocolError` if a value cannot be packed."""
     try:
         return msgpack.packb(dict(header), use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -239,7 +240,7 @@ def encode_frame(
     if stream_id is not None:
         header["stream_id"] = stream_id
     validate_header(header)
-    return [_pack(header), memoryview(pixels).cast("B")]
+    return [pack_header(header), memoryview(pixels).cast("B")]
 
 
 def encode_control(
@@ -264,7 +265,7 @@ def encode_control(
     if stream_id is not None:
         header["stream_id"] = stream_id
     validate_header(header)
-    return [_pack(header)]
+    return [pack_header(header)]
 
 
 def _is_int(value: Any) -> bool:
@@ -332,7 +333,8 @@ def _validate_optional(header: Mapping[str, Any]) -> None:
         raise ProtocolError("field", "extra must be a map")
 
 
-def _unpack_header(part: Any, limits: Limits) -> dict[str, Any]:
+def unpack_header(part: Any, limits: Limits) -> dict[str, Any]:
+    """The header map of a message part, size-limited before msgpack allocates anything."""
     buffer = memoryview(getattr(part, "buffer", part))
     if buffer.nbytes > limits.max_header_bytes:
         raise ProtocolError(
@@ -370,7 +372,7 @@ def decode(
     """
     if not 1 <= len(parts) <= 2:
         raise ProtocolError("parts", f"a message has 1 or 2 parts, got {len(parts)}")
-    header = _unpack_header(parts[0], limits)
+    header = unpack_header(parts[0], limits)
     validate_header(header, limits)
     expected_parts = 2 if header["kind"] == FRAME else 1
     if len(parts) != expected_parts:

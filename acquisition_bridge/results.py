@@ -25,8 +25,8 @@ from acquisition_bridge.protocol import (
     PROTOCOL_VERSION,
     Limits,
     ProtocolError,
-    _pack,
-    _unpack_header,
+    pack_header,
+    unpack_header,
 )
 
 log = logging.getLogger("acquisition_bridge.results")
@@ -91,14 +91,14 @@ def encode_result(
         source=source,
         arrays=specs,
     )
-    return [_pack(full), *buffers]
+    return [pack_header(full), *buffers]
 
 
 def decode_result(parts: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Result:
     """Check and decode a result message; raises :class:`ProtocolError` for anything wrong."""
     if not 1 <= len(parts) <= MAX_ARRAYS + 1:
         raise ProtocolError("parts", f"a result has 1 to {MAX_ARRAYS + 1} parts, got {len(parts)}")
-    header = _unpack_header(parts[0], limits)
+    header = unpack_header(parts[0], limits)
     version = header.get("protocol")
     if not isinstance(version, str) or version.split(".", 1)[0] != str(PROTOCOL_MAJOR):
         raise ProtocolError(

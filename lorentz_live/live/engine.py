@@ -200,14 +200,14 @@ class LiveEngine:
         mean, unusable defocus); the engine state is then left as it was, so the
         next good frame continues warm.
         """
-        image = torch.as_tensor(np.asarray(frame.image))
+        # a copy: received pixels may be a read-only view of the socket buffer
+        image = torch.from_numpy(np.array(frame.image, dtype=np.float32))
         try:
             if image.ndim != 2:
                 raise InputError(
                     f"frame {frame.seq}: expected a 2D image, got shape {tuple(image.shape)}"
                 )
             frame.params.require_reconstruction_defocus()
-            image = image.to(torch.float32)
             if not bool(torch.isfinite(image).all()):
                 raise InputError(f"frame {frame.seq}: image has NaN or infinite pixels")
             if not float(image.mean()) > 0:

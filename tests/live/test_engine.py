@@ -116,3 +116,11 @@ def test_time_budget_ends_a_frame_early(frames, live_config) -> None:
     result = engine.process(as_frame(frames[1], 1))
     assert result.warm
     assert (result.stop_reason, result.iterations) == ("time budget", 1)
+
+
+def test_read_only_pixels_from_a_socket_buffer_are_accepted(frames, live_config) -> None:
+    engine = LiveEngine(dataclasses.replace(live_config, warm_max_iterations=2))
+    engine.process(as_frame(frames[0], 0))
+    read_only = np.frombuffer(frames[1].image.astype("<f4").tobytes(), "<f4").reshape(64, 64)
+    assert not read_only.flags.writeable
+    assert engine.process(dataclasses.replace(as_frame(frames[1], 1), image=read_only)).warm
