@@ -48,6 +48,7 @@ from lorentz_live.physics import (
     hexagonal_lattice,
     transfer_function,
 )
+from lorentz_live.physics.registration import fourier_shift
 
 DEFAULT_PARAMS = MicroscopeParams(kv=200.0, pixel_size_nm=4.0, defocus_nm=-1.0e6)
 
@@ -138,16 +139,6 @@ class SimulatedFrame:
     stage_shift_nm: tuple[float, float]
 
 
-def _fourier_shift(image: torch.Tensor, shift_px: tuple[float, float]) -> torch.Tensor:
-    """``image`` moved by (dy, dx) px, periodic, sub-pixel (Fourier phase ramp)."""
-    height, width = image.shape
-    k_y = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
-    k_x = torch.fft.fftfreq(width, dtype=torch.float64)[None, :]
-    ramp = torch.exp(-2j * math.pi * (k_y * shift_px[0] + k_x * shift_px[1]))
-    shifted = torch.fft.ifft2(torch.fft.fft2(image.to(torch.float64)) * ramp).real
-    return shifted.to(image.dtype)
-
-
 class FieldCoolingMovie:
     """Generates the frames of a field-cooling movie in order (deterministic per seed)."""
 
@@ -214,7 +205,7 @@ class FieldCoolingMovie:
         phi_m = film_magnetic_phase(texture, ms, s.thickness_nm, params.pixel_size_nm)
         phase, amplitude = phi_m, None
         if self._contaminant is not None:
-            thickness = _fourier_shift(
+            thickness = fourier_shift(
                 self._contaminant,
                 (stage[0] / params.pixel_size_nm, stage[1] / params.pixel_size_nm),
             ).clamp_min(0.0)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from acquisition_bridge.keys import MICROSCOPE_KEYS
 from lorentz_live.errors import InputError
 from lorentz_live.physics import MicroscopeParams, colour_wheel_rgb
 from lorentz_live.physics.registration import estimate_shift
@@ -126,20 +127,6 @@ class LiveResult:
         return self.loss[-1] if self.loss else float("nan")
 
 
-#: params whose change alters the forward model and so forces a cold start
-_MODEL_KEYS = (
-    "kv",
-    "pixel_size_nm",
-    "defocus_nm",
-    "cs_nm",
-    "theta_c_rad",
-    "defocus_spread_nm",
-    "astigmatism_nm",
-    "astigmatism_angle_rad",
-    "aperture_per_nm",
-)
-
-
 class LiveEngine:
     """Reconstructs frames one after another, warm-starting each from the last.
 
@@ -187,7 +174,7 @@ class LiveEngine:
         if shape != self._last_shape:
             return f"frame shape changed {self._last_shape} -> {shape}"
         if self._last_params is not None:
-            for key in _MODEL_KEYS:
+            for key in MICROSCOPE_KEYS:  # each one changes the forward model
                 old, new = getattr(self._last_params, key), getattr(frame.params, key)
                 if old != new:
                     return f"{key} changed {old} -> {new}"
