@@ -162,11 +162,13 @@ def end_to_end(
             "--fps",
             str(fps),
             "--frames",
-            str(frames),
+            "0",
             "--dose",
             str(dose),
             "--ramp-frames",
-            str(frames),
+            str(10 * frames),
+            "--temperature-start-k",
+            "250",
             "--wait-subscribers",
             "1",
             "--quiet",
@@ -213,6 +215,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the engine")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--skip-accuracy", action="store_true", help="only the end-to-end socket run"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = LiveConfig(device=args.device)
@@ -228,7 +233,7 @@ def main() -> None:
         "| size | drift nm/frame | warm phase / B | cold phase / B | SITIE phase / B | warm it (median) | cold it (median) | it ratio | warm s/frame | cold s/frame | worst warm - SITIE (B) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size in args.sizes:
+    for size in [] if args.skip_accuracy else args.sizes:
         for drift in (0.0, 4.0):
             print(f"size {size}, stage drift {drift} nm/frame", flush=True)
             settings = movie_settings(size, args.frames, args.dose, drift)
@@ -241,8 +246,7 @@ def main() -> None:
                 f"{s['cold_s']:.2f} | {s['worst_warm_minus_sitie_b']:+.3f} |"
             )
             print(sections[-1], flush=True)
-    sections += [
-        "",
+    e2e = [
         f"End to end through tcp loopback: `lorentz-bridge simulate` process at {args.fps:g} fps -> live runner "
         f"(latest-frame policy) in this process, until {args.frames} frames after the first (cold) one are reconstructed; "
         "frames the bridge sent meanwhile and the engine skipped count as dropped. fps = results per second from the first result to the last "
@@ -253,12 +257,20 @@ def main() -> None:
     ]
     for size in args.sizes:
         e = end_to_end(size, args.frames, args.fps, args.dose, config)
-        sections.append(
+        e2e.append(
             f"| {size} | {e['frames_sent']} | {e['reconstructed']} | {e['dropped']} | {e['fps']:.2f} | "
             f"{e['latency_p50']:.2f} | {e['latency_p99']:.2f} | {e['iterations']:.0f} |"
         )
-        print(sections[-1], flush=True)
+        print(e2e[-1], flush=True)
     command = "make bench-live  (" + " ".join(["python", "benchmarks/live.py", *sys.argv[1:]]) + ")"
+    write_section(
+        f"live-e2e-{args.device}",
+        f"Live end to end through sockets ({args.device})",
+        "\n".join(e2e),
+        command,
+    )
+    if args.skip_accuracy:
+        return
     write_section(
         f"live-{args.device}",
         f"Live warm-started reconstruction ({args.device})",
