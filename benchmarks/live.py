@@ -35,7 +35,13 @@ from _report import write_section
 from lorentz_live.live import Frame, LiveConfig, LiveEngine
 from lorentz_live.live.runner import LiveRunner
 from lorentz_live.physics import integrated_induction, sitie_phase
-from lorentz_live.simulator import FieldCoolingMovie, FieldCoolingSettings, SimulatedFrame
+from lorentz_live.simulator import (
+    FieldCoolingMovie,
+    FieldCoolingSettings,
+    SimulatedFrame,
+    bridge_command,
+    free_loopback_endpoint,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -146,42 +152,19 @@ def end_to_end(
     size: int, frames: int, fps: float, dose: float, config: LiveConfig
 ) -> dict[str, float]:
     """Bridge process -> runner (this process) -> nothing; returns fps, latency and drops."""
-    import zmq
-
-    socket = zmq.Context.instance().socket(zmq.REP)
-    port = socket.bind_to_random_port("tcp://127.0.0.1")
-    socket.close(linger=0)
-    bridge = subprocess.Popen(
-        [
-            str(BIN / "lorentz-bridge"),
-            "simulate",
-            "--bind",
-            f"tcp://127.0.0.1:{port}",
-            "--size",
-            str(size),
-            "--fps",
-            str(fps),
-            "--frames",
-            "0",
-            "--dose",
-            str(dose),
-            "--ramp-frames",
-            str(10 * frames),
-            "--temperature-start-k",
-            "250",
-            "--wait-subscribers",
-            "1",
-            "--quiet",
-            "--threads",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    endpoint = free_loopback_endpoint()
+    command = bridge_command(
+        endpoint,
+        size=size,
+        fps=fps,
+        frames=0,
+        dose=dose,
+        ramp_frames=10 * frames,
+        temperature_start_k=250,
     )
+    bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # the bridge streams until stopped; the runner takes the first cold frame + ``frames`` more
-    runner = LiveRunner(
-        LiveEngine(config), f"tcp://127.0.0.1:{port}", max_frames=frames + 1, idle_timeout_s=30.0
-    )
+    runner = LiveRunner(LiveEngine(config), endpoint, max_frames=frames + 1, idle_timeout_s=30.0)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     thread.join(3600)

@@ -78,48 +78,31 @@ def run_live(
 ) -> dict[str, float]:
     """Bridge process -> live engine (this process) with a status line; PNGs of the last result."""
     import h5py
-    import zmq
 
     from lorentz_live.live import LiveConfig, LiveEngine, LiveResult
     from lorentz_live.live.runner import LiveRunner
+    from lorentz_live.simulator import bridge_command, free_loopback_endpoint
 
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # the bridge process takes the other core
-    probe = zmq.Context.instance().socket(zmq.REP)
-    port = probe.bind_to_random_port("tcp://127.0.0.1")
-    probe.close(linger=0)
+    endpoint = free_loopback_endpoint()
     truth_path = out / "truth.h5"
-    command = [
-        str(Path(sys.executable).parent / "lorentz-bridge"),
-        "simulate",
-        "--bind",
-        f"tcp://127.0.0.1:{port}",
-        "--size",
-        str(size),
-        "--fps",
-        str(fps),
-        "--frames",
-        str(frames),
-        "--dose",
-        "10",
-        "--seed",
-        str(seed),
-        "--truth",
-        str(truth_path),
-        "--temperature-start-k",
-        "250",
-        "--wait-subscribers",
-        "1",
-        "--quiet",
-        "--threads",
-        "1",
-    ]
+    command = bridge_command(
+        endpoint,
+        size=size,
+        fps=fps,
+        frames=frames,
+        dose=10,
+        seed=seed,
+        truth=truth_path,
+        temperature_start_k=250,
+    )
     print(f"bridge: {' '.join(command[1:])}", flush=True)
     bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     results: list[LiveResult] = []
     engine = LiveEngine(LiveConfig())
     engine.add_listener(results.append)
-    runner = LiveRunner(engine, f"tcp://127.0.0.1:{port}", idle_timeout_s=60.0, status=sys.stderr)
+    runner = LiveRunner(engine, endpoint, idle_timeout_s=60.0, status=sys.stderr)
     try:
         summary = runner.run()
     finally:

@@ -444,4 +444,37 @@ __all__ = [
     "FieldCoolingSettings",
     "SimulateSource",
     "SimulatedFrame",
+    "bridge_command",
+    "free_loopback_endpoint",
 ]
+
+
+def free_loopback_endpoint() -> str:
+    """A ``tcp://127.0.0.1:PORT`` endpoint whose port was free a moment ago."""
+    import zmq
+
+    probe = zmq.Context.instance().socket(zmq.REP)
+    try:
+        port = probe.bind_to_random_port("tcp://127.0.0.1")
+    finally:
+        probe.close(linger=0)
+    return f"tcp://127.0.0.1:{port}"
+
+
+def bridge_command(bind: str, **options: Any) -> list[str]:
+    """argv of ``lorentz-bridge simulate --bind BIND`` in this Python environment.
+
+    ``options`` become flags: ``fps=2`` -> ``--fps 2``, ``quiet=True`` -> ``--quiet``.
+    Waits for one subscriber and uses one torch thread unless told otherwise.
+    """
+    import sys
+
+    options = {"wait_subscribers": 1, "threads": 1, "quiet": True, **options}
+    argv = [str(Path(sys.executable).parent / "lorentz-bridge"), "simulate", "--bind", bind]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not False and value is not None:
+            argv += [flag, str(value)]
+    return argv

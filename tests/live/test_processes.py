@@ -8,58 +8,31 @@ import sys
 from pathlib import Path
 
 import pytest
-import zmq
 
 from acquisition_bridge.results import ResultSubscriber
+from lorentz_live.simulator import bridge_command, free_loopback_endpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    context = zmq.Context.instance()
-    socket = context.socket(zmq.REP)
-    port = socket.bind_to_random_port("tcp://127.0.0.1")
-    socket.close(linger=0)
-    return port
-
-
 def test_bridge_engine_and_client_in_three_processes(tmp_path) -> None:
-    frames_port, results_port = free_port(), free_port()
-    bridge = subprocess.Popen(
-        [
-            str(BIN / "lorentz-bridge"),
-            "simulate",
-            "--bind",
-            f"tcp://127.0.0.1:{frames_port}",
-            "--size",
-            "48",
-            "--fps",
-            "4",
-            "--frames",
-            "40",
-            "--temperature-start-k",
-            "250",
-            "--wait-subscribers",
-            "1",
-            "--quiet",
-            "--truth",
-            str(tmp_path / "truth.h5"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    results = free_loopback_endpoint()
+    source = free_loopback_endpoint()
+    command = bridge_command(
+        source, size=48, fps=4, frames=40, temperature_start_k=250, truth=tmp_path / "truth.h5"
     )
-    client = ResultSubscriber(f"tcp://127.0.0.1:{results_port}")
+    bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client = ResultSubscriber(results)
     try:
         engine = subprocess.run(
             [
                 str(BIN / "lorentz-live"),
                 "run",
                 "--source",
-                f"tcp://127.0.0.1:{frames_port}",
+                source,
                 "--results",
-                f"tcp://127.0.0.1:{results_port}",
+                results,
                 "--frames",
                 "3",
                 "--stats",
