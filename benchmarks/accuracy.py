@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from lorentz_live.metrics import correlation  # noqa: E402
 from lorentz_live.physics import (  # noqa: E402
     Material,
     MicroscopeParams,
@@ -88,17 +88,6 @@ def noisy_image(clean: torch.Tensor, noise: float, seed: int) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------- metrics
-def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson correlation of two maps on the [N/16 : -N/16] crop."""
-    h, w = a.shape
-    cy, cx = h // 16, w // 16
-    a = a[cy : h - cy, cx : w - cx].double().flatten()
-    b = b[cy : h - cy, cx : w - cx].double().flatten()
-    a, b = a - a.mean(), b - b.mean()
-    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum()) / den if den > 0 else 0.0
-
-
 def scores(phase: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     """Phase and B correlation, |B| magnitude ratio and B regression slope."""
     bx, by = integrated_induction(phase, PIXEL_NM)

@@ -34,7 +34,8 @@ from _report import write_section
 
 from lorentz_live.live import Frame, LiveConfig, LiveEngine
 from lorentz_live.live.runner import LiveRunner
-from lorentz_live.physics import integrated_induction, sitie_phase
+from lorentz_live.metrics import phase_and_b_accuracy
+from lorentz_live.physics import sitie_phase
 from lorentz_live.simulator import (
     FieldCoolingMovie,
     FieldCoolingSettings,
@@ -43,21 +44,9 @@ from lorentz_live.simulator import (
     free_loopback_endpoint,
 )
 
-BIN = Path(sys.executable).parent
-
-
-def crop_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    n = a.shape[-1] // 16
-    a, b = a[n:-n, n:-n].double().flatten(), b[n:-n, n:-n].double().flatten()
-    a, b = a - a.mean(), b - b.mean()
-    return float((a @ b) / torch.sqrt((a @ a) * (b @ b)))
-
 
 def scores(phase: torch.Tensor, truth: torch.Tensor, pixel_nm: float) -> tuple[float, float]:
-    b, t = integrated_induction(phase, pixel_nm), integrated_induction(truth, pixel_nm)
-    return crop_correlation(phase, truth), 0.5 * (
-        crop_correlation(b[0], t[0]) + crop_correlation(b[1], t[1])
-    )
+    return phase_and_b_accuracy(phase, truth, pixel_nm)
 
 
 def movie_settings(

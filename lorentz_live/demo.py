@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from lorentz_live.io.png import to_uint8, write_png
+from lorentz_live.metrics import correlation
 from lorentz_live.physics import (
     MicroscopeParams,
     bubble_texture,
@@ -33,12 +34,6 @@ from lorentz_live.physics import (
     simulate_image,
     sitie_phase,
 )
-
-
-def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double().flatten(), b.double().flatten()
-    a, b = a - a.mean(), b - b.mean()
-    return float((a @ b) / torch.sqrt((a @ a) * (b @ b)))
 
 
 def run(out: Path, *, size: int = 192, noise: float = 0.25, seed: int = 0) -> dict[str, float]:
@@ -68,8 +63,8 @@ def run(out: Path, *, size: int = 192, noise: float = 0.25, seed: int = 0) -> di
         out / "result.npz", image=image.numpy(), phi_m=phase.numpy(), phi_true=phase_true.numpy()
     )
     return {
-        "phase": _correlation(phase, phase_true),
-        "b": 0.5 * (_correlation(b_rec[0], b_true[0]) + _correlation(b_rec[1], b_true[1])),
+        "phase": correlation(phase, phase_true),
+        "b": 0.5 * (correlation(b_rec[0], b_true[0]) + correlation(b_rec[1], b_true[1])),
     }
 
 
@@ -125,8 +120,8 @@ def run_live(
         "dropped": summary.dropped,
         "fps": summary.steady_fps,
         "seq": last.seq,
-        "phase": _correlation(last.phi_m, truth),
-        "b": 0.5 * (_correlation(last.b_x, b_true[0]) + _correlation(last.b_y, b_true[1])),
+        "phase": correlation(last.phi_m, truth),
+        "b": 0.5 * (correlation(last.b_x, b_true[0]) + correlation(last.b_y, b_true[1])),
     }
 
 

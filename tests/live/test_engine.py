@@ -10,14 +10,14 @@ import torch
 
 from lorentz_live.errors import InputError
 from lorentz_live.live import LiveEngine
-from lorentz_live.physics import integrated_induction, sitie_phase
+from lorentz_live.metrics import phase_and_b_accuracy
+from lorentz_live.physics import sitie_phase
 from tests.helpers import correlation
 from tests.live.conftest import PARAMS, PIXEL_NM, as_frame, movie
 
 
 def b_correlation(phase: torch.Tensor, truth: torch.Tensor) -> float:
-    b, t = integrated_induction(phase, PIXEL_NM), integrated_induction(truth, PIXEL_NM)
-    return 0.5 * (correlation(b[0], t[0]) + correlation(b[1], t[1]))
+    return phase_and_b_accuracy(phase, truth, PIXEL_NM, crop=False)[1]
 
 
 @pytest.fixture(scope="module")
