@@ -138,7 +138,8 @@ class LiveEngine:
         self.config = config or LiveConfig()
         self._cold = SipradReconstructor(self.config.siprad, device=self.config.device)
         self._warm = SipradReconstructor(self.config.warm_siprad(), device=self.config.device)
-        self._state: SipradState | None = None
+        #: the warm-start state carried to the next frame (None before the first)
+        self.state: SipradState | None = None
         self._last_params: MicroscopeParams | None = None
         self._last_shape: tuple[int, int] | None = None
         self._last_image: torch.Tensor | None = None
@@ -157,19 +158,10 @@ class LiveEngine:
         """Make the next frame start cold."""
         self._restart_requested = reason
 
-    @property
-    def state(self) -> SipradState | None:
-        """The warm-start state carried to the next frame (None before the first)."""
-        return self._state
-
-    @state.setter
-    def state(self, value: SipradState | None) -> None:
-        self._state = value
-
     def _restart_reason(self, frame: Frame, shape: tuple[int, int]) -> str | None:
         if self._restart_requested is not None:
             return self._restart_requested
-        if self._state is None:
+        if self.state is None:
             return "first frame"
         if shape != self._last_shape:
             return f"frame shape changed {self._last_shape} -> {shape}"
@@ -213,7 +205,7 @@ class LiveEngine:
         warm = reason is None
         if warm:
             result = self._warm.reconstruct(
-                image, frame.params, state=self._state, **self._budget(start)
+                image, frame.params, state=self.state, **self._budget(start)
             )
             reason = self._divergence(result)
             if reason is not None:
@@ -223,7 +215,7 @@ class LiveEngine:
             self.cold_starts += 1
             self._restart_requested = None
 
-        self._state = result.state
+        self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image = image
         self._last_loss = result.loss[-1] if result.loss else None
@@ -254,7 +246,7 @@ class LiveEngine:
 
     def _warm_state(self) -> SipradState:
         """The carried state, with Adam restarted at the warm step size unless carried."""
-        state = self._state
+        state = self.state
         assert state is not None
         if self.config.carry_optimiser:
             return state
