@@ -64,7 +64,8 @@ class LiveConfig:
         weights.  Off by default: on a 128 px field-cooling movie (12 frames,
         50 % noise) carrying them gave phase / B 0.753 / 0.792 in 33 iterations
         per frame, a fresh Adam 0.824 / 0.824 in 18 (cold per frame: 0.817 /
-        0.825 in 228 with pre-training); docs/benchmarks.md.
+        0.825 in 228 with pre-training).  Measured once by hand (not a benchmark
+        target): rerun benchmarks/live.py with both settings to check it.
     warm_learning_rate_scale : Adam step of warm frames relative to
         ``siprad.learning_rate`` (2: a fresh Adam restarts its step size small).
     time_budget_s : wall-time budget per frame (``None`` = none); a frame stops
