@@ -228,14 +228,17 @@ def _run(args: argparse.Namespace) -> None:
     stats = Path(args.stats) if args.stats else None
     if stats is not None and not stats.parent.exists():
         raise InputError(f"--stats folder does not exist: {stats.parent}")
+    engine = LiveEngine(config)
+    server = _control_server(args, engine)
     runner = LiveRunner(
-        LiveEngine(config),
+        engine,
         args.source,
         results_bind=args.results,
         stats=stats,
         max_frames=args.frames,
         idle_timeout_s=args.idle_timeout,
         status=sys.stderr,
+        control=server.control if server else None,
     )
     try:
         summary = runner.run()
@@ -244,6 +247,9 @@ def _run(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         runner.stop()
         summary = runner.summary
+    finally:
+        if server is not None:
+            server.close()
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
         f"latency p50 {summary.latency_percentile(50):.2f} s "
@@ -251,6 +257,48 @@ def _run(args: argparse.Namespace) -> None:
         f"dropped {summary.dropped}, bad {summary.bad_frames}, rejected {summary.rejected}, "
         f"cold starts {summary.cold_starts}"
     )
+
+
+def _control_server(args: argparse.Namespace, engine):
+    """The control socket of ``run --control EP`` (None without it)."""
+    if not args.control:
+        return None
+    import zmq
+    import zmq.auth
+
+    from lorentz_live.live.control import ControlServer, EngineControl
+
+    secret = None
+    if args.control_curve_secret:
+        try:
+            _, secret = zmq.auth.load_certificate(args.control_curve_secret)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read CURVE key {args.control_curve_secret}: {exc}") from None
+        if secret is None:
+            raise InputError(f"{args.control_curve_secret} holds no CURVE secret key")
+    try:
+        return ControlServer(args.control, EngineControl(engine), curve_secret_key=secret)
+    except zmq.ZMQError as exc:
+        raise InputError(f"cannot bind the control socket {args.control}: {exc}") from None
+
+
+def _gui(args: argparse.Namespace) -> None:
+    """``lorentz-live gui``: the viewer lives in the ``gui`` package (extra ``gui``).
+
+    Imported by name at run time: the layer contract keeps ``lorentz_live``
+    free of static imports of the ``gui`` package above it.
+    """
+    import importlib
+
+    try:
+        app = importlib.import_module("gui.app")
+    except ImportError as exc:
+        raise InputError(
+            f"the viewer needs the gui extra (pip install 'lorentz-live[gui]'): {exc}"
+        ) from None
+    code = app.run_viewer(args)
+    if code:
+        raise SystemExit(code)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,7 +384,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    run.add_argument(
+        "--control",
+        metavar="ENDPOINT",
+        help="serve operator commands here (docs/protocol.md), e.g. tcp://127.0.0.1:5557",
+    )
+    run.add_argument(
+        "--control-curve-secret",
+        metavar="FILE",
+        help="CURVE secret key file (lorentz-bridge keygen); needed off loopback",
+    )
     run.set_defaults(handler=_run, amplitude="none", threshold=None)
+
+    gui = commands.add_parser("gui", help="the operator viewer (needs the gui extra)")
+    gui.add_argument("--source", default="tcp://127.0.0.1:5555", help="the bridge's live endpoint")
+    gui.add_argument("--results", default="tcp://127.0.0.1:5556", help="the engine's results")
+    gui.add_argument("--control", default="tcp://127.0.0.1:5557", help="the engine's control")
+    gui.add_argument("--screenshot", metavar="FILE.png", help="save the window, then exit")
+    gui.add_argument(
+        "--exit-after",
+        type=float,
+        metavar="S",
+        help="close after S seconds (with --screenshot: shot first)",
+    )
+    gui.add_argument("--control-curve-key", metavar="FILE", help="the engine's CURVE public key")
+    gui.set_defaults(handler=_gui)
     return parser
 
 

@@ -467,3 +467,17 @@ def _dominant_period_nm(phi: np.ndarray, pixel_size_nm: float, periodic: bool) -
         return None
     k_peak = _parabolic_peak(radial, peak, np.arange(len(radial), dtype=float))
     return float(side * pixel_size_nm / k_peak)
+
+
+def census_header(
+    phi_m: np.ndarray,
+    pixel_size_nm: float,
+    *,
+    b_x: np.ndarray | None = None,
+    b_y: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """:meth:`Census.to_header` of a map, or ``{"phase": "error", "error": ...}``: never raises."""
+    try:
+        return texture_census(phi_m, pixel_size_nm, b_x=b_x, b_y=b_y).to_header()
+    except (ValueError, FloatingPointError) as error:
+        return {"phase": "error", "error": str(error)[:200]}

@@ -159,6 +159,12 @@ class LiveEngine:
         """Make the next frame start cold."""
         self._restart_requested = reason
 
+    def reconfigure(self, **changes: Any) -> None:
+        """Change :class:`LiveConfig` fields between frames (operator controls); warm state kept."""
+        self.config = dataclasses.replace(self.config, **changes)
+        self._cold = SipradReconstructor(self.config.siprad, device=self.config.device)
+        self._warm = SipradReconstructor(self.config.warm_siprad(), device=self.config.device)
+
     def _restart_reason(self, frame: Frame, shape: tuple[int, int]) -> str | None:
         if self._restart_requested is not None:
             return self._restart_requested

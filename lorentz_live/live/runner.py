@@ -25,7 +25,9 @@ from acquisition_bridge.keys import MICROSCOPE_KEYS
 from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, Message
 from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
+from lorentz_live.analysis.census import census_header
 from lorentz_live.errors import InputError
+from lorentz_live.live.control import EngineControl
 from lorentz_live.live.engine import Frame, LiveEngine, LiveResult
 from lorentz_live.physics import MicroscopeParams
 
@@ -95,6 +97,7 @@ def result_header(result: LiveResult, summary: RunSummary, dropped: int) -> dict
         "bad_frames_so_far": summary.bad_frames,
         "result_timestamp_ns": time.time_ns(),
         "frame": result.metadata,
+        "census": census_header(result.phi_m.numpy(), result.params.pixel_size_nm),
     }
     header.update(result.params.to_dict())
     return header
@@ -130,6 +133,8 @@ class LiveRunner:
     status : stream for the one-line status (``None`` = silent).
     result_subscribers : wait (up to 10 s) for this many results subscribers
         before taking frames, so none misses the first results.
+    control : operator commands (:mod:`lorentz_live.live.control`), applied
+        before each frame.
     """
 
     def __init__(
@@ -144,6 +149,7 @@ class LiveRunner:
         idle_timeout_s: float | None = None,
         status: IO[str] | None = None,
         result_subscribers: int = 0,
+        control: EngineControl | None = None,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -154,6 +160,7 @@ class LiveRunner:
         self.idle_timeout_s = idle_timeout_s
         self.status = status
         self.result_subscribers = result_subscribers
+        self.control = control
         self.summary = RunSummary()
         self.results_address: str | None = None
         self._stop = threading.Event()
@@ -233,7 +240,10 @@ class LiveRunner:
     def _process(self, message: Message) -> LiveResult | None:
         summary = self.summary
         try:
-            result = self.engine.process(frame_from_message(message))
+            frame = frame_from_message(message)
+            if self.control is not None:  # operator commands, between frames
+                frame = self.control.prepare(frame)
+            result = self.engine.process(frame)
         except InputError as error:
             summary.bad_frames += 1
             kind = str(error).split(":", 1)[-1].strip()[:40]
