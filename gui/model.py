@@ -1,0 +1,174 @@
+"""The viewer's headless model: histories, rates and stream states (no Qt, testable alone).
+
+The window (``gui.window``) only displays what this model and the receiver
+(``gui.streams``) hand it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Points kept per time series (a day at one point per 5 s); older ones are dropped.
+HISTORY_POINTS = 20_000
+#: Results stream counted as quiet after this many seconds without a result.
+RESULTS_QUIET_S = 10.0
+#: Sign conventions of the defocus a microscope displays (docs/conventions.md: ours is the first).
+SIGN_CONVENTIONS = ("negative = underfocus", "positive = underfocus")
+
+
+def defocus_to_display(defocus_nm: float, convention: str) -> float:
+    """The defocus as the microscope shows it (nm) from ours (negative = underfocus)."""
+    return -defocus_nm if convention == SIGN_CONVENTIONS[1] else defocus_nm
+
+
+def defocus_from_display(shown_nm: float, convention: str) -> float:
+    """Our defocus (negative = underfocus, nm) from the number the microscope shows."""
+    return -shown_nm if convention == SIGN_CONVENTIONS[1] else shown_nm
+
+
+def focus_words(defocus_nm: float) -> str:
+    """``"underfocus 1.00 mm"`` / ``"overfocus 250 µm"`` / ``"in focus"`` (our sign)."""
+    if defocus_nm == 0:
+        return "in focus"
+    size = abs(defocus_nm)
+    amount = f"{size / 1e6:.2f} mm" if size >= 1e6 else f"{size / 1e3:.3g} µm"
+    return ("underfocus " if defocus_nm < 0 else "overfocus ") + amount
+
+
+def nice_length_nm(field_nm: float) -> float:
+    """A 1-2-5 scale-bar length of about a fifth of ``field_nm``."""
+    target = max(field_nm / 5.0, 1e-3)
+    power = 10 ** math.floor(math.log10(target))
+    for step in (5, 2, 1):
+        if step * power <= target:
+            return step * power
+    return power
+
+
+def length_label(length_nm: float) -> str:
+    return f"{length_nm / 1000:g} µm" if length_nm >= 1000 else f"{length_nm:g} nm"
+
+
+def numeric_items(header: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Finite numbers of a header, nested maps flattened as ``outer.inner`` (one level)."""
+    out: dict[str, float] = {}
+    for key, value in header.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[prefix + key] = float(value)
+        elif isinstance(value, dict) and not prefix:
+            out.update(numeric_items(value, prefix=f"{key}."))
+    return out
+
+
+class Series:
+    """A bounded (t, y) time series."""
+
+    def __init__(self, maxlen: int = HISTORY_POINTS) -> None:
+        self.t: collections.deque[float] = collections.deque(maxlen=maxlen)
+        self.y: collections.deque[float] = collections.deque(maxlen=maxlen)
+
+    def append(self, t: float, y: float) -> None:
+        self.t.append(t)
+        self.y.append(y)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+class Rate:
+    """Events per second over the last ``window_s`` (slow streams: over the last two events)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: collections.deque[float] = collections.deque(maxlen=4096)
+
+    def tick(self, now: float) -> None:
+        self._times.append(now)
+
+    def per_second(self, now: float) -> float:
+        times = self._times
+        while len(times) > 2 and now - times[0] > self.window_s:
+            times.popleft()
+        if len(times) < 2:
+            return 0.0
+        # a stream that stopped decays: the time since the last event counts as an interval
+        span = max(times[-1] - times[0], 1e-9) + max(0.0, now - times[-1] - self.window_s)
+        return (len(times) - 1) / span
+
+
+@dataclass
+class ViewerModel:
+    """Everything the viewer plots, fed by the receiver's raw frames and results.
+
+    Times are monotonic seconds since the model started (``t0``).
+    """
+
+    t0: float
+    metadata: dict[str, Series] = field(default_factory=dict)
+    census: dict[str, Series] = field(default_factory=dict)
+    census_temperature: dict[str, Series] = field(default_factory=dict)
+    loss_per_frame: Series = field(default_factory=Series)
+    camera_rate: Rate = field(default_factory=Rate)
+    result_rate: Rate = field(default_factory=Rate)
+    display_rate: Rate = field(default_factory=Rate)
+    last_raw_header: dict[str, Any] | None = None
+    last_result_header: dict[str, Any] | None = None
+    last_result_at: float | None = None
+    results: int = 0
+    frames: int = 0
+
+    def on_raw(self, header: dict[str, Any], now: float) -> None:
+        """A camera frame arrived (any numeric header key becomes a time series)."""
+        self.frames += 1
+        self.camera_rate.tick(now)
+        self.last_raw_header = header
+        t = now - self.t0
+        for key, value in numeric_items(header).items():
+            if key in ("seq", "timestamp_ns", "protocol"):
+                continue
+            self.metadata.setdefault(key, Series()).append(t, value)
+
+    def on_result(self, header: dict[str, Any], now: float) -> None:
+        """A result arrived: loss, census and (if no raw stream) metadata series."""
+        self.results += 1
+        self.result_rate.tick(now)
+        self.last_result_header = header
+        self.last_result_at = now
+        t = now - self.t0
+        loss = header.get("loss")
+        if isinstance(loss, (int, float)) and math.isfinite(loss):
+            self.loss_per_frame.append(t, float(loss))
+        frame = header.get("frame") or {}
+        temperature = frame.get("temperature_k")
+        for key, value in numeric_items(header.get("census") or {}).items():
+            self.census.setdefault(key, Series()).append(t, value)
+            if isinstance(temperature, (int, float)):
+                self.census_temperature.setdefault(key, Series()).append(temperature, value)
+        if self.frames == 0:  # no raw stream: plot the frame metadata the results carry
+            for key, value in numeric_items(
+                {**frame, "defocus_nm": header.get("defocus_nm")}
+            ).items():
+                self.metadata.setdefault(key, Series()).append(t, value)
+
+    def results_state(self, now: float) -> str:
+        """``waiting`` / ``live`` / ``quiet N s`` for the results stream."""
+        if self.last_result_at is None:
+            return "waiting"
+        quiet = now - self.last_result_at
+        return "live" if quiet < RESULTS_QUIET_S else f"quiet {quiet:.0f} s"
+
+
+def raw_state(stats: Any) -> str:
+    """``waiting`` / ``live`` / ``silent`` / ``ended`` from a Subscriber's counters."""
+    if stats is None:
+        return "off"
+    if stats.received == 0:
+        return "waiting"
+    if stats.ended:
+        return "ended"
+    return "silent" if stats.silent else "live"
