@@ -52,6 +52,30 @@ def length_label(length_nm: float) -> str:
     return f"{length_nm / 1000:g} µm" if length_nm >= 1000 else f"{length_nm:g} nm"
 
 
+def census_summary(census: dict[str, Any]) -> str:
+    """One line for the census of a result header (missing or null fields left out)."""
+    if not census:
+        return ""
+    if census.get("phase") == "error":
+        return f"census failed: {census.get('error')}"
+
+    def number(key: str, form: str) -> str | None:
+        value = census.get(key)
+        return format(value, form) if isinstance(value, (int, float)) else None
+
+    text = f"{census.get('phase', '?')}: {census.get('count', '?')} bubbles"
+    if census.get("ccw") is not None and census.get("cw") is not None:
+        text += f" ({census['ccw']} ccw / {census['cw']} cw)"
+    diameter, spread = number("diameter_mean_nm", ".0f"), number("diameter_std_nm", ".0f")
+    if diameter is not None:
+        text += f", d = {diameter}" + (f" ± {spread}" if spread is not None else "") + " nm"
+    if (order := number("hexatic_order", ".2f")) is not None:
+        text += f", psi6 {order}"
+    if (period := number("period_nm", ".0f")) is not None:
+        text += f", period {period} nm"
+    return text
+
+
 def numeric_items(header: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Finite numbers of a header, nested maps flattened as ``outer.inner`` (one level)."""
     out: dict[str, float] = {}

@@ -133,6 +133,9 @@ class StreamReceiver:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._raw is None and self._results is None:
+                    self._stop.wait(0.1)  # both streams off: nothing to receive
+                    continue
                 busy = False
                 if self._raw is not None:
                     message = self._raw.recv(timeout_s=0.0 if self._results else 0.02)

@@ -29,6 +29,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gui.model import (
     SIGN_CONVENTIONS,
     ViewerModel,
+    census_summary,
     defocus_from_display,
     defocus_to_display,
     focus_words,
@@ -458,21 +459,7 @@ class MainWindow(QtWidgets.QMainWindow):
             f"map: {method} · frame {header.get('seq')} · age {age:.1f} s · "
             f"{header.get('iterations')} it · {warm} · {focus}" + (f" · ROI {roi}" if roi else "")
         )
-        census = header.get("census") or {}
-        if census:
-            diameter = census.get("diameter_mean_nm")
-            spread = census.get("diameter_std_nm")
-            self.census_text.setText(
-                f"{census.get('phase')}: {census.get('count')} bubbles "
-                f"({census.get('ccw')} ccw / {census.get('cw')} cw)"
-                + (f", d = {diameter:.0f} ± {spread:.0f} nm" if diameter is not None else "")
-                + (
-                    f", psi6 {census['hexatic_order']:.2f}"
-                    if census.get("hexatic_order") is not None
-                    else ""
-                )
-                + (f", period {census['period_nm']:.0f} nm" if census.get("period_nm") else "")
-            )
+        self.census_text.setText(census_summary(header.get("census") or {}))
 
     def _update_status(self, now: float) -> None:
         model = self.model

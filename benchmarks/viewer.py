@@ -1,0 +1,221 @@
+"""Viewer display rate (not named gui.py: that would shadow the ``gui`` package), GUI-thread time per update and memory over a long stream.
+
+    make bench-gui        (python benchmarks/viewer.py [--sizes 1024 2048] [--seconds 30] [--soak-s 600])
+
+Processes, all on this machine:
+
+* a camera: ``lorentz-bridge replay`` of a uint16 stack, looping at ``--fps``;
+* a reconstruction running meanwhile: ``lorentz-bridge simulate`` (128 px,
+  2 fps) and ``lorentz-live run`` (one torch thread) publishing results;
+* the viewer, in this process (Qt offscreen platform, software rendering),
+  subscribed to the camera and the results.
+
+Measured per frame size: frames the viewer displayed per second (each a new
+camera frame through ``ImageItem.setImage`` with levels and a lookup table),
+the camera rate it received, GUI-thread time per display update (the timer
+callback that takes the newest frame/result and hands them to pyqtgraph), and
+the share of frames superseded before display.  The soak streams the first
+size for ``--soak-s`` seconds and samples the process's resident memory.
+Writes the "gui" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section
+
+from lorentz_live.physics import MicroscopeParams
+from lorentz_live.simulator import bridge_command, free_loopback_endpoint
+
+OUT = Path(__file__).resolve().parent.parent / "out" / "bench-gui"
+
+
+def rss_mb() -> float:
+    """Resident memory of this process, MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def make_stack(size: int, frames: int = 8, seed: int = 0) -> Path:
+    """A uint16 stack [frames, size, size] with a sidecar JSON (microscope keys, fps)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    stack = np.empty((frames, size, size), dtype="<u2")
+    for i in range(frames):
+        pattern = 1000 + 300 * np.sin(2 * np.pi * (x + 7 * i) / 97) * np.cos(2 * np.pi * y / 131)
+        stack[i] = rng.poisson(pattern).astype("<u2")
+    path = OUT / f"stack_{size}.npy"
+    np.save(path, stack)
+    meta = {**MicroscopeParams(pixel_size_nm=2.0).to_dict(), "temperature_k": 100.0}
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return path
+
+
+def start_reconstruction() -> tuple[list[subprocess.Popen], str]:
+    bridge_ep, results_ep = free_loopback_endpoint(), free_loopback_endpoint()
+    simulate = subprocess.Popen(
+        bridge_command(bridge_ep, size=128, fps=2, frames=0, wait_subscribers=0),
+        stdout=subprocess.DEVNULL,
+    )
+    engine = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "lorentz-live"),
+            "run",
+            "--source",
+            bridge_ep,
+            "--results",
+            results_ep,
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return [simulate, engine], results_ep
+
+
+def start_camera(stack: Path, fps: float) -> tuple[subprocess.Popen, str]:
+    endpoint = free_loopback_endpoint()
+    argv = [
+        str(Path(sys.executable).parent / "lorentz-bridge"),
+        "replay",
+        str(stack),
+        "--loop",
+        "--fps",
+        str(fps),
+        "--bind",
+        endpoint,
+        "--quiet",
+    ]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL), endpoint
+
+
+def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
+    """Run the event loop for ``seconds``; frames shown, updates and memory samples."""
+    start = time.monotonic()
+    shown_before = window.model.frames
+    received_before = window.receiver.raw_stats().frames
+    updates_before = len(window.update_times_s)
+    results_before = window.model.results
+    memory = []
+    next_sample = start
+    while (now := time.monotonic()) - start < seconds:
+        app.processEvents()
+        time.sleep(0.002)
+        if sample_s and now >= next_sample:
+            memory.append((now - start, rss_mb()))
+            next_sample += sample_s
+    elapsed = time.monotonic() - start
+    updates = window.update_times_s[updates_before:]
+    return {
+        "shown_fps": (window.model.frames - shown_before) / elapsed,
+        "received_fps": (window.receiver.raw_stats().frames - received_before) / elapsed,
+        "results": window.model.results - results_before,
+        "update_ms_median": 1e3 * statistics.median(updates) if updates else float("nan"),
+        "update_ms_p99": 1e3 * float(np.percentile(updates, 99)) if updates else float("nan"),
+        "memory": memory,
+    }
+
+
+def run_size(app, size: int, fps: float, seconds: float, results_ep: str, soak_s: float) -> dict:
+    from gui.app import build_window
+
+    stack = make_stack(size)
+    camera, endpoint = start_camera(stack, fps)
+    window = build_window(endpoint, results_ep, None)
+    window.show()
+    try:
+        measure(app, window, 5.0)  # connect, first frames, first layout
+        row = measure(app, window, seconds)
+        if soak_s:
+            row["soak"] = measure(app, window, soak_s, sample_s=10.0)["memory"]
+    finally:
+        window.close()
+        window.shutdown()
+        camera.terminate()
+        camera.wait(30)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measurement per size, s")
+    parser.add_argument("--soak-s", type=float, default=600.0, help="memory soak, s (0: none)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    # SIGTERM (timeout, kill) ends through the finally blocks: no orphaned bridge or engine
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
+    processes, results_ep = start_reconstruction()
+    rows = {}
+    try:
+        for index, size in enumerate(args.sizes):
+            soak = args.soak_s if index == 0 else 0.0
+            rows[size] = run_size(app, size, args.fps, args.seconds, results_ep, soak)
+            print(size, {k: v for k, v in rows[size].items() if k != "soak"}, flush=True)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(30)
+
+    lines = [
+        f"Camera: `lorentz-bridge replay` of a uint16 stack at {args.fps:g} fps over tcp "
+        "loopback; meanwhile `lorentz-bridge simulate` (128 px, 2 fps) and `lorentz-live run` "
+        "(1 torch thread) reconstruct and publish results to the same viewer.  Viewer: this "
+        "process, Qt `offscreen` platform (software rendering, nothing on a screen).  "
+        f"Each size measured for {args.seconds:g} s after 5 s of warm-up.",
+        "",
+        "| frame | camera received, fps | displayed, fps | GUI-thread time per update, "
+        "median / p99 (ms) | results shown |",
+        "|---|---|---|---|---|",
+    ]
+    for size, row in rows.items():
+        lines.append(
+            f"| {size}² uint16 | {row['received_fps']:.1f} | {row['shown_fps']:.1f} | "
+            f"{row['update_ms_median']:.1f} / {row['update_ms_p99']:.1f} | {row['results']} |"
+        )
+    first = rows[args.sizes[0]]
+    if "soak" in first and first["soak"]:
+        soak = first["soak"]
+        early = [mb for t, mb in soak if 50.0 <= t <= 70.0] or [soak[0][1]]
+        late = [mb for t, mb in soak if t >= soak[-1][0] - 20.0]
+        times = np.array([t for t, _ in soak if t >= 60.0])
+        values = np.array([mb for t, mb in soak if t >= 60.0])
+        slope = float(np.polyfit(times / 60.0, values, 1)[0]) if len(times) > 2 else float("nan")
+        lines += [
+            "",
+            f"Memory while streaming {args.sizes[0]}² frames for {soak[-1][0] / 60:.1f} min "
+            f"(resident set of the viewer process, sampled every 10 s): "
+            f"{statistics.median(early):.0f} MB at 1 min, {statistics.median(late):.0f} MB at the "
+            f"end; linear trend after the first minute {slope:+.2f} MB/min.",
+        ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        command = "python benchmarks/viewer.py " + " ".join(sys.argv[1:])
+        write_section("gui", "Viewer: display rate and memory", body, command.strip())
+
+
+if __name__ == "__main__":
+    main()
