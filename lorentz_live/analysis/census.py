@@ -46,7 +46,7 @@ MIN_COHERENCE = 0.5
 #: A bubble's core must differ from its surroundings by this many pixel-noise std.
 NOISE_FACTOR = 5.0
 #: Every sector's circulation must reach this fraction of the ring's mean.
-_UNIFORMITY = 0.35
+_UNIFORMITY = 0.6
 #: Samples per ring, radii per profile.
 _ANGLES = 32
 _RADII = 20
@@ -463,7 +463,7 @@ def _dominant_period_nm(phi: np.ndarray, pixel_size_nm: float, periodic: bool) -
     low = 2  # below two periods per field of view there is no period to speak of
     peak = low + int(np.argmax(radial[low:]))
     background = np.median(radial[low:])
-    if radial[peak] < 5.0 * background or peak >= len(radial) - 1:
+    if not radial[peak] > 5.0 * background or peak >= len(radial) - 1:
         return None
     k_peak = _parabolic_peak(radial, peak, np.arange(len(radial), dtype=float))
     return float(side * pixel_size_nm / k_peak)

@@ -13,19 +13,19 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6 import QtCore  # noqa: E402
+from PySide6 import QtCore
 
-from acquisition_bridge.protocol import Frame as WireFrame  # noqa: E402
-from acquisition_bridge.results import ResultPublisher  # noqa: E402
-from acquisition_bridge.transport import Publisher  # noqa: E402
-from gui.model import SIGN_CONVENTIONS  # noqa: E402
-from gui.streams import StreamReceiver  # noqa: E402
-from gui.window import MainWindow  # noqa: E402
-from lorentz_live.live import LiveConfig, LiveEngine  # noqa: E402
-from lorentz_live.live.control import ControlClient, ControlServer, EngineControl  # noqa: E402
-from lorentz_live.live.runner import LiveRunner  # noqa: E402
-from lorentz_live.siprad import NetworkConfig, SipradConfig  # noqa: E402
-from tests.live.conftest import PARAMS, movie  # noqa: E402
+from acquisition_bridge.protocol import Frame as WireFrame
+from acquisition_bridge.results import ResultPublisher
+from acquisition_bridge.transport import Publisher
+from gui.model import SIGN_CONVENTIONS
+from gui.streams import StreamReceiver
+from gui.window import MainWindow
+from lorentz_live.live import LiveConfig, LiveEngine
+from lorentz_live.live.control import ControlClient, ControlServer, EngineControl
+from lorentz_live.live.runner import LiveRunner
+from lorentz_live.siprad import NetworkConfig, SipradConfig
+from tests.live.conftest import PARAMS, movie
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,7 +35,7 @@ def settings(tmp_path):
     return QtCore.QSettings(str(tmp_path / "viewer.ini"), QtCore.QSettings.Format.IniFormat)
 
 
-def make_window(qtbot, settings, tmp_path, source=None, results=None, control=None):
+def make_window(qtbot, settings, tmp_path, *, source=None, results=None, control=None):
     window = MainWindow(
         StreamReceiver(source, results),
         ControlClient(control) if control else None,
@@ -65,7 +65,9 @@ def test_results_and_frames_through_sockets_update_images_and_counters(
 ) -> None:
     publisher = ResultPublisher("tcp://127.0.0.1:*")
     camera = Publisher("tcp://127.0.0.1:*", source="cam-a")
-    window = make_window(qtbot, settings, tmp_path, camera.address, publisher.address)
+    window = make_window(
+        qtbot, settings, tmp_path, source=camera.address, results=publisher.address
+    )
     try:
         assert publisher.wait_for_subscribers(1, timeout_s=10.0)
         assert camera.wait_for_subscribers(1, timeout_s=10.0)
@@ -123,7 +125,7 @@ def test_results_and_frames_through_sockets_update_images_and_counters(
 
 def test_window_says_when_a_stream_stops(qtbot, settings, tmp_path) -> None:
     camera = Publisher("tcp://127.0.0.1:*", source="cam-b", heartbeat_s=0.2)
-    window = make_window(qtbot, settings, tmp_path, camera.address, None)
+    window = make_window(qtbot, settings, tmp_path, source=camera.address)
     try:
         assert camera.wait_for_subscribers(1, timeout_s=10.0)
         camera.publish(WireFrame(np.ones((32, 32), "<u2"), PARAMS.to_dict()))
@@ -174,7 +176,12 @@ def test_parameter_edit_reaches_the_engine_and_restarts_it_cold(qtbot, settings,
     thread.start()
     assert runner.wait_started(10.0)
     window = make_window(
-        qtbot, settings, tmp_path, camera.address, runner.results_address, server.address
+        qtbot,
+        settings,
+        tmp_path,
+        source=camera.address,
+        results=runner.results_address,
+        control=server.address,
     )
     try:
         assert camera.wait_for_subscribers(2, timeout_s=10.0)  # the engine and the viewer
@@ -235,12 +242,12 @@ def test_screenshot_and_exit_from_the_command_line(tmp_path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "lorentz_live.cli", "gui", "--source", unused, "--results", unused,
          "--control", unused, "--screenshot", str(shot), "--exit-after", "1"],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run(
         [sys.executable, "-m", "lorentz_live.cli", "gui", "--screenshot", str(tmp_path / "x.jpg")],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--screenshot must name a .png" in bad.stderr
