@@ -52,6 +52,8 @@ _ANGLES = 32
 _RADII = 20
 #: Candidates weaker than this fraction of the strongest are not examined; at most this many.
 _CANDIDATE_FLOOR = 0.05
+#: Scales at least this wide (sigma, px) are computed on the 2 x 2 binned map.
+_COARSE_SIGMA_PX = 4.0
 _MAX_CANDIDATES = 300
 
 
@@ -208,30 +210,43 @@ def _geometric(low: float, high: float, ratio: float) -> np.ndarray:
     return low * ratio ** np.arange(count)
 
 
+def _log_responses(field: np.ndarray, sigmas: list[float], pad: int):
+    """|sigma^2 lap (G_sigma * field)| for each sigma (px), float32, mirror-padded by ``pad``."""
+    height, width = field.shape
+    padded = np.pad(field, pad, mode="reflect") if pad else field
+    spectrum = np.fft.rfft2(padded.astype(np.float32))
+    k_y = np.fft.fftfreq(padded.shape[0]).astype(np.float32)[:, None]
+    k_x = np.fft.rfftfreq(padded.shape[1]).astype(np.float32)[None, :]
+    k2 = k_y**2 + k_x**2
+    for sigma in sigmas:
+        a = np.float32(2.0 * math.pi**2 * sigma**2)
+        response = np.fft.irfft2(spectrum * (2.0 * a * k2 * np.exp(-a * k2)), s=padded.shape)
+        yield np.abs(response[pad : pad + height, pad : pad + width])
+
+
 def _log_scale_space(
     phi: np.ndarray, radii: np.ndarray, periodic: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Max over scales of |sigma^2 lap (G_sigma * phi)| and the index of the scale it came from."""
+    """Max over scales of |sigma^2 lap (G_sigma * phi)| and the index of the scale it came from.
+
+    Scales of sigma >= 4 px are computed on the 2 x 2 binned map (the
+    scale-normalised response does not change; the FFTs cost a quarter).
+    """
     height, width = phi.shape
+    sigmas = [float(r) / math.sqrt(2.0) for r in radii]
+    fine = [s for s in sigmas if s < _COARSE_SIGMA_PX]
+    coarse = [s / 2.0 for s in sigmas if s >= _COARSE_SIGMA_PX]
     pad = 0 if periodic else int(min(1.5 * radii[-1], height // 2, width // 2))
-    padded = np.pad(phi, pad, mode="reflect") if pad else phi
-    spectrum = np.fft.rfft2(padded)
-    k_y = np.fft.fftfreq(padded.shape[0])[:, None]
-    k_x = np.fft.rfftfreq(padded.shape[1])[None, :]
-    k2 = k_y**2 + k_x**2
-    best = np.zeros(phi.shape)
-    index = np.zeros(phi.shape, dtype=np.int32)
-    for i, radius in enumerate(radii):
-        sigma = radius / math.sqrt(2.0)
-        kernel = 4.0 * math.pi**2 * sigma**2 * k2 * np.exp(-2.0 * math.pi**2 * sigma**2 * k2)
-        response = np.fft.irfft2(spectrum * kernel, s=padded.shape)
-        if pad:
-            response = response[pad : pad + height, pad : pad + width]
-        response = np.abs(response)
-        better = response > best
-        best[better] = response[better]
-        index[better] = i
-    return best, index
+    responses = list(_log_responses(phi, fine, pad))
+    if coarse:
+        even = phi[: height // 2 * 2, : width // 2 * 2]
+        binned = even.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+        for response in _log_responses(binned, coarse, (pad // 2) if pad else 0):
+            full = np.repeat(np.repeat(response, 2, axis=0), 2, axis=1)
+            responses.append(np.pad(full, ((0, height % 2), (0, width % 2)), mode="edge"))
+    stack = np.stack(responses)
+    index = np.argmax(stack, axis=0).astype(np.int32)
+    return np.take_along_axis(stack, index[None], axis=0)[0].astype(np.float64), index
 
 
 def _local_maxima(
@@ -426,18 +441,26 @@ def _hexatic(
 def _bubble_fraction(
     found: list[FoundBubble], magnitude: np.ndarray, pixel_size_nm: float, periodic: bool
 ) -> float:
-    """Share of sum |B|^2 within 1.5 radii of a found bubble."""
-    total = float((magnitude**2).sum())
+    """Share of sum |B|^2 within 1.5 radii of a found bubble (each disc in its bounding box)."""
+    energy = magnitude**2
+    total = float(energy.sum())
     if not found or total <= 0:
         return 0.0
     height, width = magnitude.shape
-    y = np.arange(height)[:, None]
-    x = np.arange(width)[None, :]
     covered = np.zeros(magnitude.shape, dtype=bool)
     for bubble in found:
-        dy, dx = _offset(y - bubble.y_px, x - bubble.x_px, (height, width), periodic)
-        covered |= dy**2 + dx**2 <= (1.5 * bubble.radius_nm / pixel_size_nm) ** 2
-    return float((magnitude[covered] ** 2).sum() / total)
+        reach = 1.5 * bubble.radius_nm / pixel_size_nm
+        rows = np.arange(math.floor(bubble.y_px - reach), math.ceil(bubble.y_px + reach) + 1)
+        cols = np.arange(math.floor(bubble.x_px - reach), math.ceil(bubble.x_px + reach) + 1)
+        inside = (rows[:, None] - bubble.y_px) ** 2 + (cols[None, :] - bubble.x_px) ** 2
+        inside = inside <= reach**2
+        if periodic:
+            rows, cols = rows % height, cols % width
+        else:
+            keep_r, keep_c = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+            rows, cols, inside = rows[keep_r], cols[keep_c], inside[np.ix_(keep_r, keep_c)]
+        covered[np.ix_(rows, cols)] |= inside
+    return float(energy[covered].sum() / total)
 
 
 def _dominant_period_nm(phi: np.ndarray, pixel_size_nm: float, periodic: bool) -> float | None:
