@@ -89,11 +89,14 @@ class ImagePanel(pg.GraphicsLayoutWidget):
             )
             disc = (colour_wheel_legend(96).numpy() * 255 + 0.5).astype(np.uint8)
             self.legend_view.addItem(pg.ImageItem(disc, axisOrder="row-major"))
-            self.legend_view.setFixedWidth(110)
-            for text, pos, anchor in (("+x", (96, 48), (0, 0.5)), ("+y", (48, 96), (0.5, 0))):
+            self.legend_view.setFixedWidth(120)
+            for text, pos, anchor in (("+x", (97, 48), (0, 0.5)), ("+y", (48, 97), (0.5, 0))):
                 label = pg.TextItem(text, color="w", anchor=anchor)
                 label.setPos(*pos)
                 self.legend_view.addItem(label)
+            # the labels lie outside the disc: a fixed range keeps them in view
+            self.legend_view.setRange(xRange=(-2, 122), yRange=(-14, 110), padding=0)
+            self.legend_view.disableAutoRange()
 
     @property
     def paints(self) -> int:

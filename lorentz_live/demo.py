@@ -6,16 +6,25 @@ the engine reconstructs it warm-started, frame by frame, printing the live
 status line; at the end the last result is saved as PNGs (phi_m, B colour map,
 legend) and scored against the simulator's ground truth.
 
+With a display the viewer (``lorentz-live gui``, its own process) opens on the
+bridge, the engine's results and its control socket; the demo ends when the
+viewer is closed.  Without a display it says so and shows the status line only.
+``--screenshot FILE.png --exit-after S`` renders the viewer offscreen after S
+seconds (the README's picture).
+
 ``--single``: one noisy bubble-lattice image, reconstructed by SITIE.
 
     python -m lorentz_live.demo --out out/demo [--frames 20] [--size 128] [--single]
+        [--no-viewer] [--screenshot FILE.png --exit-after S]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +77,39 @@ def run(out: Path, *, size: int = 192, noise: float = 0.25, seed: int = 0) -> di
     }
 
 
+def display_available() -> bool:
+    """True where a window can open: a display, or an explicit Qt platform (e.g. offscreen)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _viewer_command(source: str, results: str, control: str, extra: list[str]) -> list[str]:
+    script = Path(sys.executable).parent / "lorentz-live"
+    endpoints = ["--source", source, "--results", results, "--control", control]
+    return [str(script), "gui", *endpoints, *extra]
+
+
 def run_live(
-    out: Path, *, size: int = 128, frames: int = 20, fps: float = 2.0, seed: int = 0
+    out: Path,
+    *,
+    size: int = 128,
+    frames: int = 20,
+    fps: float = 2.0,
+    seed: int = 0,
+    viewer: list[str] | None = None,
 ) -> dict[str, float]:
-    """Bridge process -> live engine (this process) with a status line; PNGs of the last result."""
+    """Bridge process -> live engine (this process) with a status line; PNGs of the last result.
+
+    viewer : run the viewer process with these extra arguments (``[]`` for none);
+    the run then ends when the viewer exits.  ``None``: no viewer.
+    """
     import h5py
 
     from lorentz_live.live import LiveConfig, LiveEngine, LiveResult
+    from lorentz_live.live.control import ControlServer, EngineControl
     from lorentz_live.live.runner import LiveRunner
     from lorentz_live.simulator import bridge_command, free_loopback_endpoint
 
@@ -91,16 +126,47 @@ def run_live(
         seed=seed,
         truth=truth_path,
         temperature_start_k=250,
+        wait_subscribers=1 if viewer is None else 2,
     )
     print(f"bridge: {' '.join(command[1:])}", flush=True)
     bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     results: list[LiveResult] = []
     engine = LiveEngine(LiveConfig())
     engine.add_listener(results.append)
-    runner = LiveRunner(engine, endpoint, idle_timeout_s=60.0, status=sys.stderr)
+    server = window = None
+    if viewer is not None:
+        results_ep, control_ep = free_loopback_endpoint(), free_loopback_endpoint()
+        server = ControlServer(control_ep, EngineControl(engine))
+        runner = LiveRunner(
+            engine,
+            endpoint,
+            results_bind=results_ep,
+            control=server.control,
+            idle_timeout_s=60.0,
+            status=sys.stderr,
+            result_subscribers=1,
+        )
+        command = _viewer_command(endpoint, results_ep, control_ep, viewer)
+        print(f"viewer: {' '.join(command[1:])}", flush=True)
+        window = subprocess.Popen(command)
+    else:
+        runner = LiveRunner(engine, endpoint, idle_timeout_s=60.0, status=sys.stderr)
     try:
-        summary = runner.run()
+        if window is None:
+            summary = runner.run()
+        else:  # the engine works in a thread until the viewer is closed
+            thread = threading.Thread(target=runner.run, name="engine", daemon=True)
+            thread.start()
+            window.wait()
+            runner.stop()
+            thread.join(120)
+            summary = runner.summary
     finally:
+        if window is not None and window.poll() is None:
+            window.terminate()
+            window.wait(30)
+        if server is not None:
+            server.close()
         bridge.terminate()
         bridge.wait(30)
     if not results:
@@ -142,10 +208,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--single", action="store_true", help="one image by SITIE instead of the live loop"
     )
+    parser.add_argument("--no-viewer", action="store_true", help="live: the status line only")
+    parser.add_argument("--screenshot", type=Path, help="live: viewer screenshot (offscreen)")
+    parser.add_argument("--exit-after", type=float, help="live: close the viewer after S s")
     args = parser.parse_args(argv)
     if not args.single:
+        viewer = None
+        if args.screenshot is not None:
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+            viewer = [
+                "--screenshot",
+                str(args.screenshot),
+                "--exit-after",
+                str(args.exit_after or 60),
+            ]
+        elif args.exit_after is not None:
+            viewer = ["--exit-after", str(args.exit_after)]
+        elif not args.no_viewer:
+            viewer = []
+        if viewer is not None and not display_available():
+            print(
+                "demo: no display (DISPLAY / WAYLAND_DISPLAY unset): the viewer needs one, "
+                "showing the status line instead",
+                flush=True,
+            )
+            viewer = None
         live = run_live(
-            args.out, size=args.size or 128, frames=args.frames, fps=args.fps, seed=args.seed
+            args.out,
+            size=args.size or 128,
+            frames=args.frames,
+            fps=args.fps,
+            seed=args.seed,
+            viewer=viewer,
         )
         print(
             f"live demo: {live['frames']} frames reconstructed "

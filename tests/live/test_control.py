@@ -169,3 +169,10 @@ def test_defocus_edit_through_the_socket_restarts_the_engine_cold(live_config) -
         for closable in (results, client, publisher):
             if closable is not None:
                 closable.close()
+
+
+def test_cli_refuses_a_network_control_endpoint_without_curve(capsys) -> None:
+    from lorentz_live.cli import main
+
+    assert main(["run", "--control", "tcp://0.0.0.0:5999", "--frames", "1"]) == 2
+    assert "CURVE" in capsys.readouterr().err
