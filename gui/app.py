@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
+from lorentz_live.demo import display_available as has_display
 from lorentz_live.errors import InputError
 
 #: Seconds before the screenshot when ``--screenshot`` is given without ``--exit-after``.
 DEFAULT_SCREENSHOT_S = 5.0
-
-
-def has_display() -> bool:
-    """True when Qt can open a window: a display, or an explicit platform (offscreen)."""
-    if os.environ.get("QT_QPA_PLATFORM"):
-        return True
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
 
 
 def build_window(
