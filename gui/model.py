@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 #: Points kept per time series (a day at one point per 5 s); older ones are dropped.
 HISTORY_POINTS = 20_000
 #: Results stream counted as quiet after this many seconds without a result.
@@ -90,18 +92,33 @@ def numeric_items(header: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 class Series:
-    """A bounded (t, y) time series."""
+    """A bounded (t, y) time series in preallocated ring buffers (memory fixed from the start)."""
 
     def __init__(self, maxlen: int = HISTORY_POINTS) -> None:
-        self.t: collections.deque[float] = collections.deque(maxlen=maxlen)
-        self.y: collections.deque[float] = collections.deque(maxlen=maxlen)
+        self._t = np.empty(maxlen)
+        self._y = np.empty(maxlen)
+        self._next = 0
+        self._count = 0
 
     def append(self, t: float, y: float) -> None:
-        self.t.append(t)
-        self.y.append(y)
+        self._t[self._next] = t
+        self._y[self._next] = y
+        self._next = (self._next + 1) % len(self._t)
+        self._count = min(self._count + 1, len(self._t))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of (t, y), oldest first."""
+        if self._count < len(self._t):
+            return self._t[: self._count].copy(), self._y[: self._count].copy()
+        order = np.r_[self._next : len(self._t), 0 : self._next]
+        return self._t[order], self._y[order]
+
+    @property
+    def last(self) -> float:
+        return float(self._y[self._next - 1])
 
     def __len__(self) -> int:
-        return len(self.y)
+        return self._count
 
 
 class Rate:

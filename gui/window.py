@@ -424,9 +424,8 @@ class MainWindow(QtWidgets.QMainWindow):
         now = time.monotonic()
         model = self.model
         if len(model.loss_per_frame):
-            self.loss_frame_curve.setData(
-                np.array(model.loss_per_frame.t), np.clip(model.loss_per_frame.y, 1e-30, None)
-            )
+            t, loss = model.loss_per_frame.arrays()
+            self.loss_frame_curve.setData(t, np.clip(loss, 1e-30, None))
         keys = sorted(model.metadata)
         if keys != [self.metadata_key.itemText(i) for i in range(self.metadata_key.count())]:
             current = self.metadata_key.currentText()
@@ -440,7 +439,7 @@ class MainWindow(QtWidgets.QMainWindow):
             plot.setTitle(name)
             series = model.metadata.get(name)
             if series is not None and len(series):
-                curve.setData(np.array(series.t), np.array(series.y))
+                curve.setData(*series.arrays())
         by_temperature = self.census_axis.currentText() == "against temperature"
         source = model.census_temperature if by_temperature else model.census
         for key, (plot, curve) in self.census_plots.items():
@@ -451,7 +450,7 @@ class MainWindow(QtWidgets.QMainWindow):
             )
             series = source.get(key)
             if series is not None and len(series):
-                curve.setData(np.array(series.t), np.array(series.y))
+                curve.setData(*series.arrays())
         self._update_info(now)
         self._update_status(now)
         if self.control is not None and (

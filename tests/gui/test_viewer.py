@@ -105,9 +105,9 @@ def test_results_and_frames_through_sockets_update_images_and_counters(
         status = window.status.text()
         assert "raw: live" in status and "results: live" in status
         assert "dropped 4" in status and "bad 1" in status and "it/frame 12" in status
-        assert list(window.model.census["count"].y) == [7, 7, 7]
-        assert list(window.model.census_temperature["count"].t) == [77.0, 78.0, 79.0]
-        assert window.model.metadata["field_mt"].y[-1] == 12.5
+        assert list(window.model.census["count"].arrays()[1]) == [7, 7, 7]
+        assert list(window.model.census_temperature["count"].arrays()[0]) == [77.0, 78.0, 79.0]
+        assert window.model.metadata["field_mt"].last == 12.5
         assert "underfocus 1.00 mm" in window.info.text()
         assert "7 bubbles (4 ccw / 3 cw)" in window.census_text.text()
         # the raw frame prefills the parameters (our sign: negative = underfocus)
@@ -224,7 +224,14 @@ def test_closing_the_window_stops_its_threads_and_sockets(qtbot, settings, tmp_p
     camera = Publisher("tcp://127.0.0.1:*", source="cam-d")
     results = ResultPublisher("tcp://127.0.0.1:*")
     server = ControlServer("tcp://127.0.0.1:*", EngineControl(_small_engine()))
-    window = make_window(qtbot, settings, tmp_path, camera.address, results.address, server.address)
+    window = make_window(
+        qtbot,
+        settings,
+        tmp_path,
+        source=camera.address,
+        results=results.address,
+        control=server.address,
+    )
     started = set(threading.enumerate()) - before
     assert {t.name for t in started} >= {"viewer-receiver", "subscriber", "control"}
     window.close()
