@@ -138,3 +138,12 @@ def test_bad_maps_are_refused_and_the_header_never_raises() -> None:
     assert census_header(np.zeros((4, 4)), PIXEL_NM)["phase"] == "error"
     header = census_header(np.zeros(SHAPE), PIXEL_NM)
     assert header["count"] == 0 and set(header) >= {"handedness", "hexatic_order", "period_nm"}
+
+
+def test_large_maps_are_binned_for_the_header() -> None:
+    truth = hexagonal_lattice(SHAPE, PIXEL_NM, 110.0, 32.0, helicity="random", seed=6)
+    tiled = np.tile(lattice_phase(truth), (5, 5))  # 640 px, 750 bubbles
+    header = census_header(tiled, PIXEL_NM)
+    assert header["binned"] == 2
+    assert 0.8 * 750 < header["count"] <= 750
+    assert header["diameter_mean_nm"] == pytest.approx(64.0, rel=0.1)

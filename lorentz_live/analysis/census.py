@@ -50,7 +50,8 @@ _UNIFORMITY = 0.6
 #: Samples per ring, radii per profile.
 _ANGLES = 32
 _RADII = 20
-#: Candidates weaker than this fraction of the strongest are not examined; at most this many.
+#: Candidates weaker than this fraction of the strongest are not examined; at most this
+#: many (or one per 64 px of the map).
 _CANDIDATE_FLOOR = 0.05
 #: Scales at least this wide (sigma, px) are computed on the 2 x 2 binned map.
 _COARSE_SIGMA_PX = 4.0
@@ -269,7 +270,9 @@ def _local_maxima(
             before = dy < 2 or (dy == 2 and dx < 2)
             peak &= strength > neighbour if before else strength >= neighbour
     ys, xs = np.nonzero(peak)
-    order = np.argsort(-strength[ys, xs], kind="stable")[:_MAX_CANDIDATES]
+    order = np.argsort(-strength[ys, xs], kind="stable")[
+        : max(_MAX_CANDIDATES, strength.size // 64)
+    ]
     ys, xs = ys[order], xs[order]
     scale = radii[scale_index[ys, xs]]
     # a weaker maximum closer than 0.7 scale radii to a stronger one is the same feature
@@ -493,14 +496,25 @@ def _dominant_period_nm(phi: np.ndarray, pixel_size_nm: float, periodic: bool) -
 
 
 def census_header(
-    phi_m: np.ndarray,
-    pixel_size_nm: float,
-    *,
-    b_x: np.ndarray | None = None,
-    b_y: np.ndarray | None = None,
+    phi_m: np.ndarray, pixel_size_nm: float, *, max_side_px: int = 512
 ) -> dict[str, Any]:
-    """:meth:`Census.to_header` of a map, or ``{"phase": "error", "error": ...}``: never raises."""
+    """:meth:`Census.to_header` of a map, or ``{"phase": "error", "error": ...}``: never raises.
+
+    Maps wider than ``max_side_px`` are block-averaged by the smallest integer
+    factor that brings them under it (the census time grows with the area;
+    bubbles narrower than about 6 binned pixels are then not seen); the header
+    then has ``binned`` = that factor.
+    """
     try:
-        return texture_census(phi_m, pixel_size_nm, b_x=b_x, b_y=b_y).to_header()
+        phi = np.asarray(phi_m, dtype=np.float64)
+        factor = max(1, math.ceil(max(phi.shape) / max_side_px)) if phi.ndim == 2 else 1
+        if factor > 1:
+            height, width = (phi.shape[0] // factor) * factor, (phi.shape[1] // factor) * factor
+            phi = phi[:height, :width].reshape(height // factor, factor, width // factor, factor)
+            phi = phi.mean(axis=(1, 3))
+        header = texture_census(phi, pixel_size_nm * factor).to_header()
+        if factor > 1:
+            header["binned"] = factor
+        return header
     except (ValueError, FloatingPointError) as error:
         return {"phase": "error", "error": str(error)[:200]}
