@@ -26,3 +26,24 @@ def test_live_demo_runs_bridge_and_engine(tmp_path) -> None:
         assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "truth.h5").exists()
     assert -1.0 <= scores["b"] <= 1.0
+
+
+def test_demo_falls_back_to_the_status_line_without_a_display(monkeypatch, capsys) -> None:
+    from lorentz_live import demo
+
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(demo.sys, "platform", "linux")
+    assert demo.display_available() is False
+    calls = []
+    monkeypatch.setattr(demo, "run_live", lambda out, **kw: calls.append(kw) or _scores())
+    assert demo.main(["--out", "unused", "--frames", "2"]) == 0
+    assert calls[0]["viewer"] is None
+    assert "no display" in capsys.readouterr().out
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert demo.main(["--out", "unused", "--frames", "2"]) == 0
+    assert calls[1]["viewer"] == []
+
+
+def _scores() -> dict[str, float]:
+    return {"frames": 2, "dropped": 0, "fps": 1.0, "seq": 1, "phase": 0.5, "b": 0.5}
