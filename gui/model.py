@@ -15,6 +15,8 @@ import numpy as np
 
 #: Points kept per time series (a day at one point per 5 s); older ones are dropped.
 HISTORY_POINTS = 20_000
+#: Shortest interval between two metadata points from the camera stream, s.
+METADATA_INTERVAL_S = 0.5
 #: Results stream counted as quiet after this many seconds without a result.
 RESULTS_QUIET_S = 10.0
 #: Sign conventions of the defocus a microscope displays (docs/conventions.md: ours is the first).
@@ -162,13 +164,21 @@ class ViewerModel:
     last_result_at: float | None = None
     results: int = 0
     frames: int = 0
+    _last_metadata_t: float | None = None
 
     def on_raw(self, header: dict[str, Any], now: float) -> None:
-        """A camera frame arrived (any numeric header key becomes a time series)."""
+        """A camera frame arrived (any numeric header key becomes a time series).
+
+        Metadata are sampled at most every ``METADATA_INTERVAL_S`` (a 30 fps
+        camera would otherwise fill the histories in minutes).
+        """
         self.frames += 1
         self.camera_rate.tick(now)
         self.last_raw_header = header
         t = now - self.t0
+        if self._last_metadata_t is not None and t - self._last_metadata_t < METADATA_INTERVAL_S:
+            return
+        self._last_metadata_t = t
         for key, value in numeric_items(header).items():
             if key in ("seq", "timestamp_ns", "protocol"):
                 continue

@@ -332,7 +332,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for row, key in enumerate((*METADATA_DEFAULTS, "picked")):
             plot = plots.addPlot(row=row, col=0, title=key)
             plot.setLabel("bottom", "time", "s")
-            self.metadata_plots[key] = (plot, plot.plot(pen="w", symbol="o", symbolSize=3))
+            self.metadata_plots[key] = (plot, plot.plot(pen="w"))
 
         census = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(census)
