@@ -60,14 +60,16 @@ class LiveConfig:
     siprad : settings of a cold (full) reconstruction.
     warm_max_iterations : iteration cap of a warm-started frame.
     warm_min_iterations : iterations a warm frame runs before it may stop.
-    carry_optimiser : carry Adam's moments from frame to frame as well as the
-        weights.  Off by default: on a 128 px field-cooling movie (12 frames,
-        50 % noise) carrying them gave phase / B 0.753 / 0.792 in 33 iterations
-        per frame, a fresh Adam 0.824 / 0.824 in 18 (cold per frame: 0.817 /
-        0.825 in 228 with pre-training).  Measured once by hand (not a benchmark
-        target): rerun benchmarks/live.py with both settings to check it.
-    warm_learning_rate_scale : Adam step of warm frames relative to
-        ``siprad.learning_rate`` (2: a fresh Adam restarts its step size small).
+    carry_optimiser : carry Adam's moments (and step count) from frame to frame
+        as well as the weights (default).  ``False``: a fresh Adam at
+        ``warm_learning_rate_scale`` x the cold rate on every warm frame.  On the
+        64 px test movie (5 frames, noise 0.5, seeds 0-3) carrying gave a mean B
+        correlation gain over SITIE of +0.015..+0.024 per seed, the fresh Adam
+        -0.006..-0.018 (the movie and settings of tests/live/test_engine.py, which
+        asserts the carried gain); 128 px rows of both: docs/benchmarks.md, "live".
+    warm_learning_rate_scale : Adam step of a fresh-Adam warm frame relative to
+        ``siprad.learning_rate`` (2: a fresh Adam restarts its step size small);
+        unused when the optimiser is carried (its rate is the cold one).
     time_budget_s : wall-time budget per frame (``None`` = none); a frame stops
         at whichever of convergence or budget comes first.
     divergence_factor : a warm frame whose final misfit exceeds this multiple
@@ -79,7 +81,7 @@ class LiveConfig:
     siprad: SipradConfig = field(default_factory=SipradConfig)
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
-    carry_optimiser: bool = False
+    carry_optimiser: bool = True
     warm_learning_rate_scale: float = 2.0
     time_budget_s: float | None = None
     divergence_factor: float = 3.0
@@ -206,7 +208,7 @@ class LiveEngine:
         warm = reason is None
         if warm:
             result = self._warm.reconstruct(
-                image, frame.params, state=self.state, **self._budget(start)
+                image, frame.params, state=self._warm_state(), **self._budget(start)
             )
             reason = self._divergence(result)
             if reason is not None:
