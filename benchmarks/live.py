@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
-from lorentz_live.live import Frame, LiveConfig, LiveEngine
+from lorentz_live.live import LiveConfig, LiveEngine, LiveFrame
 from lorentz_live.live.runner import LiveRunner
 from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import sitie_phase
@@ -81,7 +81,7 @@ def accuracy(
     rows = []
     for seq, frame in enumerate(frames):
         truth = torch.from_numpy(frame.phi_m)
-        wire = Frame(frame.image, params, seq, time.time_ns())
+        wire = LiveFrame(frame.image, params, seq, time.time_ns())
         warm = warm_engine.process(wire)
         row = {
             "seq": seq,

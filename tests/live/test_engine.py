@@ -10,15 +10,9 @@ import torch
 
 from lorentz_live.errors import InputError
 from lorentz_live.live import LiveEngine
-from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import sitie_phase
 from tests.helpers import correlation
-from tests.live.conftest import PARAMS, PIXEL_NM, as_frame, movie
-
-
-def b_correlation(phase: torch.Tensor, truth: torch.Tensor) -> float:
-    return phase_and_b_accuracy(phase, truth, PIXEL_NM, crop=False)[1]
-
+from tests.live.conftest import PARAMS, as_frame, b_correlation, movie
 
 SEEDS = (0, 1, 2)
 
@@ -96,7 +90,7 @@ def test_the_configured_warm_start_policy_is_applied(frames, live_config, carry)
     steps = []
     for seq in range(3):
         result = engine.process(as_frame(frames[seq], seq))
-        adam = engine.state.optimiser
+        adam = engine.refiner.state.optimiser
         steps.append({float(s["step"]) for s in adam["state"].values()})
         rates = {group["lr"] for group in adam["param_groups"]}
         if seq == 0 or carry:
@@ -130,9 +124,9 @@ def test_diverged_warm_start_is_redone_cold_and_recovers(frames, live_config) ->
     # inject a divergence: a weight update gone wrong leaves NaN in the carried weights
     poisoned = {
         key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
-        for key, value in engine.state.network.items()
+        for key, value in engine.refiner.state.network.items()
     }
-    engine.state = dataclasses.replace(engine.state, network=poisoned)
+    engine.refiner.state = dataclasses.replace(engine.refiner.state, network=poisoned)
     result = engine.process(as_frame(frames[1], 1))
     assert not result.warm
     assert "diverged" in result.restart_reason
