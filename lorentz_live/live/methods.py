@@ -129,11 +129,14 @@ def frame_change(
     return FrameChange(ratio=ratio, gap=gap, drift_px=drift)
 
 
-def warm_budget(change: FrameChange | None, config: LiveConfig) -> tuple[int, str]:
+def warm_budget(
+    change: FrameChange | None, config: LiveConfig, *, converged: bool = True
+) -> tuple[int, str]:
     """Iteration cap of a warm frame and a word on why.
 
-    A still sample (``ratio < still_ratio``, consecutive, drift < 1 px) gets
-    half of ``warm_max_iterations``; a gap in ``seq`` over ``max_gap`` or a
+    A still sample (``ratio < still_ratio``, consecutive, drift < 1 px) whose
+    previous frame ``converged`` (reached the discrepancy target) gets half of
+    ``warm_max_iterations``; a gap in ``seq`` over ``max_gap`` or a
     change ratio over ``large_change_ratio`` gets ``recover_iterations`` (a
     cold-like budget without pre-training); otherwise ``warm_max_iterations``.
     """
@@ -142,7 +145,7 @@ def warm_budget(change: FrameChange | None, config: LiveConfig) -> tuple[int, st
     if change.gap > config.max_gap or change.ratio > config.large_change_ratio:
         return config.recover_iterations, "large change"
     still = change.ratio < config.still_ratio and change.gap <= 1
-    if still and max(abs(v) for v in change.drift_px) < 1.0:
+    if still and converged and max(abs(v) for v in change.drift_px) < 1.0:
         return max(config.warm_min_iterations, config.warm_max_iterations // 2), "still"
     return config.warm_max_iterations, "changing"
 
@@ -163,6 +166,7 @@ class SipradMethod:
         self._last_image: torch.Tensor | None = None
         self._last_seq: int | None = None
         self._last_loss: float | None = None
+        self._converged = False
         self._restart_requested: str | None = None
         self.cold_starts = 0
         #: the budget decision of the last warm frame ("still", "changing", ...)
@@ -213,7 +217,7 @@ class SipradMethod:
         result: SipradResult | None = None
         warm = reason is None
         if warm:
-            self.last_budget = warm_budget(change, self.config)
+            self.last_budget = warm_budget(change, self.config, converged=self._converged)
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
                 image, frame.params, state=self.warm_state(), **self._deadline(start)
@@ -231,6 +235,7 @@ class SipradMethod:
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq
         self._last_loss = result.loss[-1] if result.loss else None
+        self._converged = result.stop_reason == "discrepancy"
         return Estimate(
             phi_m=result.phi_m,
             image_fit=result.image_fit,
