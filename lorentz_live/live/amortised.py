@@ -183,7 +183,11 @@ class AmortisedMethod:
         if cfg.next_frame_target and cfg.drift_aware:
             dy, dx = estimate_shift(source.image, target.image)
             goal = fourier_shift(target.image, (-dy, -dx))
-        pair = _Pair(source.net_input, goal, self._transfer(tuple(goal.shape), target.params))
+        pair = _Pair(
+            source.net_input,
+            goal,
+            self._transfer((int(goal.shape[0]), int(goal.shape[1])), target.params),
+        )
         with self._condition:
             self._pairs.append(pair)
             self._owed = min(self._owed + cfg.steps_per_frame, 2 * cfg.steps_per_frame)

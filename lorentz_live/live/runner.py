@@ -84,6 +84,8 @@ def frame_from_message(message: Message) -> LiveFrame:
     """Engine frame from a bridge frame message; :class:`InputError` if its params are unusable."""
     params = MicroscopeParams.from_mapping(message.microscope())
     metadata = {key: value for key, value in message.header.items() if key not in _NOT_METADATA}
+    if message.pixels is None:
+        raise InputError(f"frame {message.seq}: the message carries no pixels")
     return LiveFrame(
         image=message.pixels,
         params=params,
@@ -345,6 +347,8 @@ class LiveRunner:
             line += f"  {result.method} loss {result.final_loss:.3e}  {state}"
         if final:
             line += f"  ({summary.ended_by})"
+        if self.status is None:
+            return
         terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
         end = "\n" if final or not terminal else ""
         print(("\r" if terminal else "") + line, end=end, file=self.status, flush=True)
