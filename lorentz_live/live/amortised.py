@@ -47,6 +47,8 @@ class AmortisedConfig:
     steps_per_frame : Adam steps per arriving frame (at most; fewer if frames
         arrive faster than the CPU trains).
     learning_rate : Adam step size.
+    weight_decay : decoupled weight decay (AdamW), pulling the network towards
+        zero, i.e. the answer towards Wiener-SITIE.
     buffer : training pairs kept (the newest); each step takes the newest pair
         with probability 1/2, otherwise a random one of the buffer.
     drift_aware : shift frame i + 1 back by the measured drift before the loss.
@@ -60,6 +62,7 @@ class AmortisedConfig:
     )
     steps_per_frame: int = 30
     learning_rate: float = 2.0e-3
+    weight_decay: float = 0.0
     buffer: int = 8
     drift_aware: bool = True
     next_frame_target: bool = True
@@ -114,8 +117,10 @@ class AmortisedMethod:
             self._train_net = DeepImagePrior(1, 1, self.config.network).to(self.device)
         _zero_last_conv(self._train_net)
         self._answer_net = copy.deepcopy(self._train_net).eval()
-        self._optimiser = torch.optim.Adam(
-            self._train_net.parameters(), lr=self.config.learning_rate
+        self._optimiser = torch.optim.AdamW(
+            self._train_net.parameters(),
+            lr=self.config.learning_rate,
+            weight_decay=self.config.weight_decay,
         )
         self._random = random.Random(self.config.seed)
         self._scale: float | None = None

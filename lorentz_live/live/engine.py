@@ -33,7 +33,7 @@ INSTANT_METHODS = ("sitie", "amortised")
 
 
 def _live_siprad() -> SipradConfig:
-    # a short pre-training: the cold start is bounded by ``cold_budget_s`` anyway
+    # a shorter pre-training than a one-off reconstruction: a live cold start
     return SipradConfig(pretrain_iterations=50)
 
 
@@ -42,9 +42,10 @@ class LiveConfig:
     """Settings of the live loop.
 
     siprad : settings of a cold (full) SIPRAD reconstruction (pre-training 50
-        iterations: benchmarks/live.py, "cold start").
-    cold_budget_s : wall-time cap of a cold start, s (``None`` = none); later
-        warm frames keep improving the state.
+        iterations instead of 200; compared in benchmarks/live.py, "cold start").
+    cold_budget_s : wall-time cap of a cold start, s (``None`` = none, the
+        default: a cold start cut short is a poor state that warm frames do not
+        recover from; benchmarks/live.py, "cold start").
     warm_max_iterations : iteration cap of a warm frame of a changing sample.
     warm_min_iterations : iterations a warm frame runs before it may stop.
     carry_optimiser : carry Adam's moments (and step count) from frame to frame
@@ -72,7 +73,7 @@ class LiveConfig:
     """
 
     siprad: SipradConfig = field(default_factory=_live_siprad)
-    cold_budget_s: float | None = 3.0
+    cold_budget_s: float | None = None
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
     carry_optimiser: bool = True
