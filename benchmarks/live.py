@@ -66,7 +66,7 @@ def make_movie(size: int, frames: int) -> list[SimulatedFrame]:
     settings = FieldCoolingSettings(
         size_px=size,
         params=PARAMS,
-        ramp_frames=max(2, frames),
+        ramp_frames=max(2, 2 * frames),
         temperature_start_k=TEMPERATURE_K,
         temperature_end_k=90.0,
         dose_e_per_px=DOSE,
@@ -163,8 +163,8 @@ def plot(rows: dict, path: Path) -> None:
 def cold_starts(frame: SimulatedFrame, config: LiveConfig) -> list[tuple[str, float, tuple]]:
     """(setting, seconds, scores) of the first SIPRAD result."""
     settings = [
-        ("200 pre-training, unbounded", 200, None),
-        ("50 pre-training, unbounded (default)", 50, None),
+        ("200 pre-training, unbounded (default)", 200, None),
+        ("50 pre-training, unbounded", 50, None),
         ("50 pre-training, 3 s budget", 50, 3.0),
     ]
     out = []
@@ -214,7 +214,7 @@ def end_to_end(size: int, frames: int, fps: float, config: LiveConfig) -> dict[s
         dose=DOSE,
         pixel_size_nm=PARAMS.pixel_size_nm,
         defocus_nm=PARAMS.defocus_nm,
-        ramp_frames=10 * frames,
+        ramp_frames=2 * frames,
         temperature_start_k=TEMPERATURE_K,
     )
     bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -256,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--frames", type=int, default=16, help="frames of the in-process movie")
-    parser.add_argument("--e2e-frames", type=int, default=24, help="frames per socket run")
+    parser.add_argument("--e2e-seconds", type=float, default=40.0, help="length of a socket run")
     parser.add_argument("--fps", type=float, nargs="+", default=[2.0, 5.0, 10.0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
@@ -280,7 +280,9 @@ def main() -> None:
     print("part 3: drift jumps and a gap", flush=True)
     jump_lines = jumps(movie, state["engine"])
     print("part 4: end to end", flush=True)
-    e2e = [(fps, end_to_end(args.size, args.e2e_frames, fps, config)) for fps in args.fps]
+    e2e = [
+        (fps, end_to_end(args.size, round(args.e2e_seconds * fps), fps, config)) for fps in args.fps
+    ]
 
     body = [
         f"Movie: simulated field cooling (lorentz_live.simulator), {args.size} px, ordered bubble lattice at "
@@ -319,7 +321,7 @@ def main() -> None:
         "|---|---|---|---|",
         *jump_lines,
         "",
-        f"### End to end through sockets ({args.e2e_frames} frames per run)",
+        f"### End to end through sockets ({args.e2e_seconds:g} s of frames per run)",
         "",
         "`lorentz-bridge simulate` process -> `LiveRunner` in this process (instant Wiener-SITIE inline, SIPRAD "
         "in its own thread).  answered / refined = frames with a result of that method; latency = camera "

@@ -218,7 +218,6 @@ def _run(args: argparse.Namespace) -> None:
         raise InputError(f"--budget must be > 0 s, got {args.budget:g}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    # the live cold start starts from LiveConfig's SIPRAD defaults (short pre-training)
     siprad = _siprad_config(args, LiveConfig().siprad)
     config = LiveConfig(
         siprad=siprad,

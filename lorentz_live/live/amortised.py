@@ -32,7 +32,7 @@ import torch
 
 from lorentz_live.live.interface import Estimate, LiveFrame
 from lorentz_live.live.methods import TransferCache, model_fit, wiener_sitie
-from lorentz_live.physics import MicroscopeParams
+from lorentz_live.physics import MicroscopeParams, sitie_phase
 from lorentz_live.physics.registration import estimate_shift, fourier_shift
 from lorentz_live.siprad import DeepImagePrior, NetworkConfig
 
@@ -54,6 +54,8 @@ class AmortisedConfig:
     drift_aware : shift frame i + 1 back by the measured drift before the loss.
     next_frame_target : loss against frame i + 1 (``False``: against frame i
         itself, which lets the network fit the noise; kept for the benchmark).
+    raw_channel : also give the network the plain (unfiltered) SITIE phase as a
+        second input channel, so it can learn what the Wiener filter removed.
     seed : network initialisation and pair sampling.
     """
 
@@ -66,6 +68,7 @@ class AmortisedConfig:
     buffer: int = 8
     drift_aware: bool = True
     next_frame_target: bool = True
+    raw_channel: bool = False
     seed: int = 0
 
 
@@ -114,7 +117,8 @@ class AmortisedMethod:
         self._transfer = TransferCache(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self._train_net = DeepImagePrior(1, 1, self.config.network).to(self.device)
+            channels = 2 if self.config.raw_channel else 1
+            self._train_net = DeepImagePrior(channels, 1, self.config.network).to(self.device)
         _zero_last_conv(self._train_net)
         self._answer_net = copy.deepcopy(self._train_net).eval()
         self._optimiser = torch.optim.AdamW(
@@ -153,8 +157,11 @@ class AmortisedMethod:
         if self._scale is None:
             self._scale = float(sitie.std()) or 1.0
         net_input = (sitie / self._scale)[None, None]
+        if self.config.raw_channel:
+            raw = sitie_phase(norm, frame.params)
+            net_input = torch.cat([net_input, ((raw - raw.mean()) / self._scale)[None, None]], 1)
         with torch.no_grad(), self._lock:
-            phi_m = self._scale * (net_input + self._answer_net(net_input))[0, 0]
+            phi_m = self._scale * (net_input[:, :1] + self._answer_net(net_input))[0, 0]
         phi_m = phi_m - phi_m.mean()
         fit = model_fit(phi_m, transfer)
         loss = float(torch.mean((fit - norm) ** 2))
@@ -221,7 +228,7 @@ class AmortisedMethod:
         for _ in range(steps):
             pair = pairs[-1] if self._random.random() < 0.5 else self._random.choice(pairs)
             optimiser.zero_grad(set_to_none=True)
-            phi = self._scale * (pair.net_input + net(pair.net_input))[0, 0]
+            phi = self._scale * (pair.net_input[:, :1] + net(pair.net_input))[0, 0]
             loss = torch.mean((model_fit(phi, pair.transfer) - pair.target) ** 2)
             if not torch.isfinite(loss):
                 log.warning("amortised network: non-finite training loss, step skipped")

@@ -32,17 +32,13 @@ from lorentz_live.siprad import SipradConfig, validate_image
 INSTANT_METHODS = ("sitie", "amortised")
 
 
-def _live_siprad() -> SipradConfig:
-    # a shorter pre-training than a one-off reconstruction: a live cold start
-    return SipradConfig(pretrain_iterations=50)
-
-
 @dataclass(frozen=True)
 class LiveConfig:
     """Settings of the live loop.
 
-    siprad : settings of a cold (full) SIPRAD reconstruction (pre-training 50
-        iterations instead of 200; compared in benchmarks/live.py, "cold start").
+    siprad : settings of a cold (full) SIPRAD reconstruction (the
+        ``SipradConfig`` defaults; 50 instead of 200 pre-training iterations
+        made the cold start slower, not faster: benchmarks/live.py, "cold start").
     cold_budget_s : wall-time cap of a cold start, s (``None`` = none, the
         default: a cold start cut short is a poor state that warm frames do not
         recover from; benchmarks/live.py, "cold start").
@@ -64,6 +60,10 @@ class LiveConfig:
         frames or a change ratio (frame difference / noise) over
         ``large_change_ratio``; ``still_ratio`` is the ratio below which the
         sample counts as still.
+    warm_input : DIP input of a warm frame: ``"previous"`` (the input the
+        weights were fitted with, shifted by the measured drift, so the first
+        iterate is the previous result) or ``"current"`` (the new frame's SITIE;
+        the weights then meet an input they were not fitted to).
     time_budget_s : wall-time budget per warm frame (``None`` = none).
     divergence_factor : a warm frame whose final misfit exceeds this multiple
         of the previous frame's is redone cold.
@@ -72,7 +72,7 @@ class LiveConfig:
     device : "cpu" or "cuda".
     """
 
-    siprad: SipradConfig = field(default_factory=_live_siprad)
+    siprad: SipradConfig = field(default_factory=SipradConfig)
     cold_budget_s: float | None = None
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
@@ -83,12 +83,15 @@ class LiveConfig:
     large_change_ratio: float = 2.0
     max_gap: int = 4
     recover_iterations: int = 100
+    warm_input: str = "previous"
     time_budget_s: float | None = None
     divergence_factor: float = 3.0
     instant: str = "sitie"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.warm_input not in ("previous", "current"):
+            raise InputError(f"warm_input must be 'previous' or 'current', got {self.warm_input!r}")
         if self.instant not in INSTANT_METHODS:
             raise InputError(f"instant must be one of {INSTANT_METHODS}, got {self.instant!r}")
 

@@ -4,9 +4,12 @@ Both follow :class:`lorentz_live.live.interface.Reconstructor`.
 
 SIPRAD warm start: consecutive frames of an in-situ movie differ little, so the
 DIP weights (and Adam's moments, ``LiveConfig.carry_optimiser``) that fit frame
-n start frame n+1; its input is frame n+1's own SITIE phase, so the DIP, being
-convolutional, follows stage drift without shifting anything.  The warm
-iteration budget adapts to how much the frame changed (:func:`warm_budget`).
+n start frame n+1.  The DIP keeps the input it was fitted with, shifted by the
+drift measured between the frames (``LiveConfig.warm_input = "previous"``), so
+the first warm iterate is frame n's result moved with the sample: a weight set
+fitted for hundreds of iterations to one input does not map a new input (frame
+n+1's SITIE) to a good phase (benchmarks/live.py).  The warm iteration budget
+adapts to how much the frame changed (:func:`warm_budget`).
 A cold start (fresh network, pre-training, full budget) happens for the first
 frame, on request, when the microscope parameters or the image shape change,
 and when the warm start diverges.
@@ -194,10 +197,20 @@ class SipradMethod:
             return f"frame shape changed {self._last_shape} -> {shape}"
         return params_change(self._last_params, frame.params)
 
-    def warm_state(self) -> SipradState:
-        """The carried state, with Adam restarted at the warm step size unless carried."""
+    def warm_state(self, drift_px: tuple[float, float] = (0.0, 0.0)) -> SipradState:
+        """The carried state, with Adam restarted at the warm step size unless carried.
+
+        ``warm_input == "previous"``: the DIP keeps the input it was fitted
+        with, shifted by the measured drift ``drift_px`` (dy, dx), so the warm
+        run starts from the previous result moved with the sample;
+        ``"current"``: the new frame's SITIE (the input is dropped).
+        """
         state = self.state
         assert state is not None
+        if self.config.warm_input == "current" or state.net_input is None:
+            state = dataclasses.replace(state, net_input=None)
+        elif any(abs(v) > 0.05 for v in drift_px):
+            state = dataclasses.replace(state, net_input=fourier_shift(state.net_input, drift_px))
         if self.config.carry_optimiser:
             return state
         rate = self.config.siprad.learning_rate * self.config.warm_learning_rate_scale
@@ -220,7 +233,10 @@ class SipradMethod:
             self.last_budget = warm_budget(change, self.config, converged=self._converged)
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
-                image, frame.params, state=self.warm_state(), **self._deadline(start)
+                image,
+                frame.params,
+                state=self.warm_state((0.0, 0.0) if change is None else change.drift_px),
+                **self._deadline(start),
             )
             reason = self._divergence(result)
             if reason is not None:

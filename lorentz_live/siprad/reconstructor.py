@@ -157,6 +157,10 @@ class SipradState:
 
     All tensors live on the CPU (``state_dict`` copies), so a state can cross
     devices and processes.  ``phase_scale`` (rad) converts the DIP output to phi_m.
+    ``net_input`` : the DIP input [1, 1, H', W'] the weights were fitted with; a
+    warm start given a state whose ``net_input`` is set (and of the right
+    shape) keeps that input instead of the new image's SITIE, so its first
+    iterate is the previous result (the live loop shifts it for drift).
     """
 
     network: dict[str, Any]
@@ -165,6 +169,7 @@ class SipradState:
     network_config: NetworkConfig
     amplitude_network: dict[str, Any] | None = None
     amplitude_optimiser: dict[str, Any] | None = None
+    net_input: torch.Tensor | None = None
 
 
 @dataclass
@@ -406,6 +411,12 @@ class SipradReconstructor:
         else:
             phase_scale = float(sitie.std()) or 1.0
         net_input = (extend(sitie) / phase_scale)[None, None]
+        if (
+            state is not None
+            and state.net_input is not None
+            and tuple(state.net_input.shape) == tuple(net_input.shape)
+        ):
+            net_input = state.net_input.to(self.device, net_input.dtype)
 
         amp_net = amp_opt = amp_input = None
         if cfg.amplitude == "learn":
@@ -543,6 +554,7 @@ class SipradReconstructor:
             if amp_net is None
             else {k: v.detach().cpu().clone() for k, v in amp_net.state_dict().items()},
             amplitude_optimiser=None if amp_opt is None else _to_cpu(amp_opt.state_dict()),
+            net_input=net_input.detach().cpu().clone(),
         )
 
         def cpu(x: torch.Tensor | None) -> torch.Tensor | None:
