@@ -54,6 +54,9 @@ class AmortisedConfig:
     drift_aware : shift frame i + 1 back by the measured drift before the loss.
     next_frame_target : loss against frame i + 1 (``False``: against frame i
         itself, which lets the network fit the noise; kept for the benchmark).
+    symmetric : also train the reverse pair (input i + 1, image i): while the
+        texture changes, a one-way pair teaches the network to predict the next
+        frame's texture; both ways the bias cancels to first order.
     raw_channel : also give the network the plain (unfiltered) SITIE phase as a
         second input channel, so it can learn what the Wiener filter removed.
     seed : network initialisation and pair sampling.
@@ -68,6 +71,7 @@ class AmortisedConfig:
     buffer: int = 8
     drift_aware: bool = True
     next_frame_target: bool = True
+    symmetric: bool = True
     raw_channel: bool = False
     seed: int = 0
 
@@ -129,7 +133,7 @@ class AmortisedMethod:
         self._random = random.Random(self.config.seed)
         self._scale: float | None = None
         self._previous: _Sample | None = None
-        self._pairs: deque[_Pair] = deque(maxlen=self.config.buffer)
+        self._pairs: deque[_Pair] = deque(maxlen=2 * self.config.buffer)
         self._owed = 0  # steps owed to arrived frames
         self._lock = threading.Lock()  # guards _answer_net swaps
         self._condition = threading.Condition()
@@ -191,17 +195,17 @@ class AmortisedMethod:
         source, target = previous, sample
         if not cfg.next_frame_target:
             source, target = sample, sample
-        goal = target.image
-        if cfg.next_frame_target and cfg.drift_aware:
-            dy, dx = estimate_shift(source.image, target.image)
-            goal = fourier_shift(target.image, (-dy, -dx))
-        pair = _Pair(
-            source.net_input,
-            goal,
-            self._transfer((int(goal.shape[0]), int(goal.shape[1])), target.params),
-        )
+        shape = (int(target.image.shape[0]), int(target.image.shape[1]))
+        transfer = self._transfer(shape, target.params)
+        pairs = [_Pair(source.net_input, target.image, transfer)]
+        if cfg.next_frame_target:
+            shift = estimate_shift(source.image, target.image) if cfg.drift_aware else (0.0, 0.0)
+            back = fourier_shift(target.image, (-shift[0], -shift[1]))
+            pairs = [_Pair(source.net_input, back, transfer)]
+            if cfg.symmetric:
+                pairs.append(_Pair(target.net_input, fourier_shift(source.image, shift), transfer))
         with self._condition:
-            self._pairs.append(pair)
+            self._pairs.extend(pairs)
             self._owed = min(self._owed + cfg.steps_per_frame, 2 * cfg.steps_per_frame)
             self._condition.notify_all()
 
