@@ -220,7 +220,7 @@ class SipradMethod:
     def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:
         start = time.perf_counter()
         shape = (int(image.shape[0]), int(image.shape[1]))
-        norm = image / image.mean()
+        norm = (image / image.mean()).to(self._cold.device)
         reason = self._restart_reason(frame, shape)
         change = None
         if reason is None and self._last_image is not None:

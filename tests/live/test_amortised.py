@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
+import pytest
 import torch
 
+from lorentz_live.live import LiveEngine
 from lorentz_live.live.amortised import AmortisedConfig, AmortisedMethod
 from lorentz_live.live.methods import SitieMethod
+from tests.helpers import correlation
 from tests.live.conftest import PARAMS, as_frame, movie
 
 
@@ -27,7 +31,7 @@ def test_untrained_network_answers_wiener_sitie() -> None:
 def test_training_through_the_forward_model_lowers_the_image_misfit() -> None:
     """Low noise (0.05): after 5 frames of next-frame training the answer fits its
     own frame better than Wiener-SITIE, for each of 3 seeds (measured misfit
-    ratios 0.2-0.5)."""
+    ratios 0.157-0.167)."""
     ratios = []
     for seed in range(3):
         frames = movie(6, noise=0.05, seed=seed)
@@ -40,7 +44,7 @@ def test_training_through_the_forward_model_lowers_the_image_misfit() -> None:
         sitie = SitieMethod().reconstruct(last, image_of(frames[5]))
         ratios.append(answer.loss[0] / sitie.loss[0])
         assert method.steps == 120
-    assert max(ratios) < 0.9, ratios
+    assert max(ratios) < 0.5, ratios
 
 
 def test_background_training_and_a_microscope_change_drops_the_pairs() -> None:
@@ -59,3 +63,20 @@ def test_background_training_and_a_microscope_change_drops_the_pairs() -> None:
     finally:
         method.close()
     assert method._thread is not None and not method._thread.is_alive()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_method_runs_on_cuda(live_config) -> None:
+    """The instant, amortised and SIPRAD paths on the GPU; results come back on the CPU."""
+    config = dataclasses.replace(live_config, device="cuda", instant="amortised")
+    engine = LiveEngine(config)
+    frames = movie(3)
+    for seq, frame in enumerate(frames):
+        answer = engine.answer(as_frame(frame, seq))
+        refined = engine.process(as_frame(frame, seq))
+        for result in (answer, refined):
+            assert result.phi_m.device.type == "cpu"
+            assert bool(torch.isfinite(result.phi_m).all())
+    assert correlation(refined.phi_m, frames[-1].phase) > 0.8
+    engine.instant.close()
