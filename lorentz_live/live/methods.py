@@ -209,7 +209,7 @@ class SipradMethod:
         assert state is not None
         if self.config.warm_input == "current" or state.net_input is None:
             state = dataclasses.replace(state, net_input=None)
-        elif any(abs(v) > 0.05 for v in drift_px):
+        elif self.config.shift_for_drift and any(abs(v) > 0.05 for v in drift_px):
             state = dataclasses.replace(state, net_input=fourier_shift(state.net_input, drift_px))
         if self.config.carry_optimiser:
             return state
