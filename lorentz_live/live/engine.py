@@ -64,8 +64,8 @@ class LiveConfig:
         weights were fitted with, shifted by the measured drift, so the first
         iterate is the previous result) or ``"current"`` (the new frame's SITIE;
         the weights then meet an input they were not fitted to).
-    shift_for_drift : shift that kept input by the drift measured between the
-        frames (benchmarks/live.py, "drift jumps").
+    shift_for_drift : translate the DIP's output by the drift measured between
+        the frames, accumulated (benchmarks/live.py, "drift jumps").
     time_budget_s : wall-time budget per warm frame (``None`` = none).
     divergence_factor : a warm frame whose final misfit exceeds this multiple
         of the previous frame's is redone cold.

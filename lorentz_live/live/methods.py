@@ -4,9 +4,10 @@ Both follow :class:`lorentz_live.live.interface.Reconstructor`.
 
 SIPRAD warm start: consecutive frames of an in-situ movie differ little, so the
 DIP weights (and Adam's moments, ``LiveConfig.carry_optimiser``) that fit frame
-n start frame n+1.  The DIP keeps the input it was fitted with, shifted by the
-drift measured between the frames (``LiveConfig.warm_input = "previous"``), so
-the first warm iterate is frame n's result moved with the sample: a weight set
+n start frame n+1.  The DIP keeps the input it was fitted with and its output
+is translated by the drift measured between the frames, accumulated
+(``LiveConfig.warm_input = "previous"``, ``shift_for_drift``), so the first
+warm iterate is frame n's result moved with the sample: a weight set
 fitted for hundreds of iterations to one input does not map a new input (frame
 n+1's SITIE) to a good phase (benchmarks/live.py).  The warm iteration budget
 adapts to how much the frame changed (:func:`warm_budget`).
@@ -201,8 +202,9 @@ class SipradMethod:
         """The carried state, with Adam restarted at the warm step size unless carried.
 
         ``warm_input == "previous"``: the DIP keeps the input it was fitted
-        with, shifted by the measured drift ``drift_px`` (dy, dx), so the warm
-        run starts from the previous result moved with the sample;
+        with and its output is moved by the measured drift ``drift_px`` (dy, dx)
+        on top of the shifts so far, so the warm run starts from the previous
+        result moved with the sample;
         ``"current"``: the new frame's SITIE (the input is dropped).
         """
         state = self.state
@@ -210,7 +212,11 @@ class SipradMethod:
         if self.config.warm_input == "current" or state.net_input is None:
             state = dataclasses.replace(state, net_input=None)
         elif self.config.shift_for_drift and any(abs(v) > 0.05 for v in drift_px):
-            state = dataclasses.replace(state, net_input=fourier_shift(state.net_input, drift_px))
+            total = (
+                state.output_shift_px[0] + drift_px[0],
+                state.output_shift_px[1] + drift_px[1],
+            )
+            state = dataclasses.replace(state, output_shift_px=total)
         if self.config.carry_optimiser:
             return state
         rate = self.config.siprad.learning_rate * self.config.warm_learning_rate_scale

@@ -43,6 +43,7 @@ from lorentz_live.physics import (
     sitie_phase,
     transfer_function,
 )
+from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad.amplitude import (
     MIN_AMPLITUDE,
     AmplitudeMap,
@@ -160,7 +161,12 @@ class SipradState:
     ``net_input`` : the DIP input [1, 1, H', W'] the weights were fitted with; a
     warm start given a state whose ``net_input`` is set (and of the right
     shape) keeps that input instead of the new image's SITIE, so its first
-    iterate is the previous result (the live loop shifts it for drift).
+    iterate is the previous result.
+    ``output_shift_px`` : (dy, dx) translation (periodic, band-limited) applied
+    to the DIP's phase before the forward model: the live loop moves the
+    previous result with the stage drift this way (a strided CNN is
+    shift-equivariant only for multiples of its stride, so shifting its input
+    is not the same).
     """
 
     network: dict[str, Any]
@@ -170,6 +176,7 @@ class SipradState:
     amplitude_network: dict[str, Any] | None = None
     amplitude_optimiser: dict[str, Any] | None = None
     net_input: torch.Tensor | None = None
+    output_shift_px: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -456,8 +463,12 @@ class SipradReconstructor:
             assert amp_map is not None
             fixed_amp, fixed_phase_e = extend(amp_map.amplitude), extend(amp_map.phase_e)
 
+        shift_px = (0.0, 0.0) if state is None else state.output_shift_px
+
         def exit_parts(x: torch.Tensor, a_in: torch.Tensor | None):
             phi_m = phase_scale * net(x)[0, 0]
+            if shift_px != (0.0, 0.0):
+                phi_m = fourier_shift(phi_m, shift_px)
             if amp_net is not None:
                 amp = amp_net(a_in)[0, 0].clamp(MIN_AMPLITUDE, 1.0)
                 return (
@@ -555,6 +566,7 @@ class SipradReconstructor:
             else {k: v.detach().cpu().clone() for k, v in amp_net.state_dict().items()},
             amplitude_optimiser=None if amp_opt is None else _to_cpu(amp_opt.state_dict()),
             net_input=net_input.detach().cpu().clone(),
+            output_shift_px=shift_px,
         )
 
         def cpu(x: torch.Tensor | None) -> torch.Tensor | None:
