@@ -48,9 +48,10 @@ class LiveConfig:
         as well as the weights (default).  ``False``: a fresh Adam at
         ``warm_learning_rate_scale`` x the cold rate on every warm frame.  On the
         64 px test movie (5 frames, noise 0.5, seeds 0-3) carrying gave a mean B
-        correlation gain over SITIE of +0.015..+0.024 per seed, the fresh Adam
-        -0.006..-0.018 (the movie and settings of tests/live/test_engine.py, which
-        asserts the carried gain); 128 px rows of both: docs/benchmarks.md, "live".
+        correlation gain over plain SITIE of +0.023..+0.029 per seed, the fresh
+        Adam -0.012..-0.077 (the movie and settings of tests/live/test_engine.py,
+        which asserts the carried gain); 128 px rows of both: docs/benchmarks.md,
+        "Live loop".
     warm_learning_rate_scale : Adam step of a fresh-Adam warm frame relative to
         ``siprad.learning_rate`` (2: a fresh Adam restarts its step size small);
         unused when the optimiser is carried (its rate is the cold one).
@@ -59,10 +60,12 @@ class LiveConfig:
         sample, ``recover_iterations`` after a gap of more than ``max_gap``
         frames or a change ratio (frame difference / noise) over
         ``large_change_ratio``; ``still_ratio`` is the ratio below which the
-        sample counts as still.
+        sample counts as still.  The thresholds are set by judgement, not
+        tuned; the gap and drift-jump rows of benchmarks/live.py show the
+        effect of the adaptive budget against a fixed one.
     warm_input : DIP input of a warm frame: ``"previous"`` (the input the
-        weights were fitted with, shifted by the measured drift, so the first
-        iterate is the previous result) or ``"current"`` (the new frame's SITIE;
+        weights were fitted with, so the first iterate is the previous result)
+        or ``"current"`` (the new frame's SITIE;
         the weights then meet an input they were not fitted to).
     shift_for_drift : translate the DIP's output by the drift measured between
         the frames, accumulated (benchmarks/live.py, "drift jumps").
