@@ -165,6 +165,7 @@ class ViewerModel:
     results: int = 0
     frames: int = 0
     _last_metadata_t: float | None = None
+    _refined_seen: bool = False
 
     def on_raw(self, header: dict[str, Any], now: float) -> None:
         """A camera frame arrived (any numeric header key becomes a time series).
@@ -185,12 +186,20 @@ class ViewerModel:
             self.metadata.setdefault(key, Series()).append(t, value)
 
     def on_result(self, header: dict[str, Any], now: float) -> None:
-        """A result arrived: loss, census and (if no raw stream) metadata series."""
+        """A result arrived: loss, census and (if no raw stream) metadata series.
+
+        Instant results (``method`` other than ``siprad``) feed the plots only
+        until the first SIPRAD result arrives.
+        """
         self.results += 1
         self.result_rate.tick(now)
         self.last_result_header = header
         self.last_result_at = now
         t = now - self.t0
+        refined = header.get("method", "siprad") == "siprad"
+        self._refined_seen = self._refined_seen or refined
+        if self._refined_seen and not refined:
+            return  # once SIPRAD results flow, the plots follow them, not the instant answers
         loss = header.get("loss")
         if isinstance(loss, (int, float)) and math.isfinite(loss):
             self.loss_per_frame.append(t, float(loss))

@@ -284,6 +284,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.high.setValue(99.5)
         for box in (self.low, self.high):
             box.valueChanged.connect(self._contrast_changed)
+        self.map_source = QtWidgets.QComboBox()
+        self.map_source.addItems(("newest", "refined only", "instant only"))
+        self.map_source.setToolTip(
+            "Every frame gets an instant map (SITIE or the amortised network); the newest "
+            "frame is refined by SIPRAD when it is free"
+        )
+        form.addRow("maps shown", self.map_source)
         self.b_mode = QtWidgets.QComboBox()
         self.b_mode.addItems(("colour wheel", "|B|"))
         self.arrows_box = QtWidgets.QCheckBox("arrows")
@@ -395,6 +402,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_result(self, result: ResultView, now: float) -> None:
         header, arrays = result.header, result.arrays
+        self.model.on_result(header, now)
+        wanted = self.map_source.currentText()
+        method = header.get("method", "siprad")
+        if (wanted == "refined only" and method != "siprad") or (
+            wanted == "instant only" and method == "siprad"
+        ):
+            return  # counted and plotted, not shown
         pixel = float(header.get("pixel_size_nm", 1.0))
         if "phi_m" in arrays:
             self.phase_panel.image.setLookupTable(_lookup_table(self.phase_map.currentText()))
@@ -415,7 +429,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if "loss" in arrays and len(arrays["loss"]):
             loss = np.clip(arrays["loss"], 1e-30, None)
             self.loss_iter_curve.setData(np.arange(1, len(loss) + 1), loss)
-        self.model.on_result(header, now)
         self.last_result = result
         self.result_shown.emit(result)
 

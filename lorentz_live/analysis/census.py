@@ -122,7 +122,7 @@ def induction_t_nm(phi_m: np.ndarray, pixel_size_nm: float) -> tuple[np.ndarray,
     """(B_x, B_y) in T nm from phi_m in rad (SIPRAD eq. 4, as ``physics.integrated_induction``)."""
     dphi_dy, dphi_dx = np.gradient(np.asarray(phi_m, dtype=np.float64), pixel_size_nm * NM)
     scale = FLUX_QUANTUM_WB / math.pi / NM
-    return -scale * dphi_dy, scale * dphi_dx
+    return -scale * np.asarray(dphi_dy), scale * np.asarray(dphi_dx)
 
 
 def texture_census(
@@ -258,8 +258,7 @@ def _local_maxima(
     Ties (flat ridges) keep one pixel: a pixel must beat the neighbours before
     it in raster order and equal or beat those after it.
     """
-    mode = "wrap" if periodic else "edge"
-    padded = np.pad(strength, 2, mode=mode)
+    padded = np.pad(strength, 2, mode="wrap") if periodic else np.pad(strength, 2, mode="edge")
     height, width = strength.shape
     peak = strength > _CANDIDATE_FLOOR * strength.max()
     for dy in range(5):

@@ -187,8 +187,15 @@ def test_parameter_edit_reaches_the_engine_and_restarts_it_cold(qtbot, settings,
         assert camera.wait_for_subscribers(2, timeout_s=10.0)  # the engine and the viewer
         frames = movie(2)
         header = {**PARAMS.to_dict(), "temperature_k": 40.0}
+        window.map_source.setCurrentText("refined only")
+
+        def refined(seq: int) -> bool:
+            shown = window.last_result
+            return shown is not None and shown.header["seq"] == seq
+
         camera.publish(WireFrame(np.asarray(frames[0].image, np.float32), header))
-        qtbot.waitUntil(lambda: window.model.results == 1, timeout=120000)
+        qtbot.waitUntil(lambda: refined(0), timeout=120000)
+        assert window.last_result.header["method"] == "siprad"
         assert window.last_result.header["warm"] is False
 
         window.defocus.setValue(-800.0)  # µm as shown, our sign
@@ -204,8 +211,10 @@ def test_parameter_edit_reaches_the_engine_and_restarts_it_cold(qtbot, settings,
         assert window.control_reply.text().startswith("refused: warm_iterations")
 
         camera.publish(WireFrame(np.asarray(frames[1].image, np.float32), header))
-        qtbot.waitUntil(lambda: window.model.results == 2, timeout=120000)
+        qtbot.waitUntil(lambda: refined(1), timeout=120000)
         result = window.last_result.header
+        assert result["method"] == "siprad"
+        assert window.model.results >= 3  # the instant answers arrive as well
         assert result["warm"] is False
         assert "defocus_nm changed" in result["restart_reason"]
         assert result["defocus_nm"] == pytest.approx(-8.0e5)
