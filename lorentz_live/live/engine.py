@@ -147,6 +147,8 @@ class LiveEngine:
         self._last_loss: float | None = None
         self._restart_requested: str | None = None
         self._listeners: list[Callable[[LiveResult], None]] = []
+        #: on_progress(stage, iteration, total, loss) during a cold start (status line)
+        self.on_progress: Callable[[str, int, int, float], None] | None = None
         self.frames_done = 0
         self.cold_starts = 0
         self.bad_frames = 0
@@ -212,7 +214,9 @@ class LiveEngine:
             if reason is not None:
                 warm, result = False, None
         if result is None:
-            result = self._cold.reconstruct(image, frame.params, **self._budget(start))
+            result = self._cold.reconstruct(
+                image, frame.params, **self._budget(start), **self._progress()
+            )
             self.cold_starts += 1
             self._restart_requested = None
 
@@ -263,6 +267,15 @@ class LiveEngine:
         if self._last_loss is not None and final > self.config.divergence_factor * self._last_loss:
             return f"warm start diverged (loss {self._last_loss:.3g} -> {final:.3g})"
         return None
+
+    def _progress(self) -> dict[str, Any]:
+        report = self.on_progress
+        if report is None:
+            return {}
+        return {
+            "pretrain_progress": lambda i, n, loss: report("pre-training", i, n, loss),
+            "progress": lambda i, n, loss: report("fit", i, n, loss),
+        }
 
     def _budget(self, start: float) -> dict[str, Any]:
         if self.config.time_budget_s is None:

@@ -27,6 +27,7 @@ from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
 from lorentz_live.errors import InputError
 from lorentz_live.live.engine import Frame, LiveEngine, LiveResult
+from lorentz_live.live.guards import FrameGuard, GuardConfig
 from lorentz_live.physics import MicroscopeParams
 
 log = logging.getLogger("lorentz_live.live")
@@ -42,6 +43,11 @@ class RunSummary:
     bad_frames: int = 0
     dropped: int = 0
     rejected: int = 0
+    #: refused frames per reason (guards.BAD_REASONS) and rejected messages per
+    #: protocol reason (acquisition_bridge.protocol.REASONS), non-zero ones only
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    capped: int = 0
     cold_starts: int = 0
     iterations: list[int] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
@@ -130,6 +136,9 @@ class LiveRunner:
     status : stream for the one-line status (``None`` = silent).
     result_subscribers : wait (up to 10 s) for this many results subscribers
         before taking frames, so none misses the first results.
+    guard : frame admission and glitch settings (:mod:`lorentz_live.live.guards`).
+    subscriber_options, publisher_options : extra keyword arguments of the
+        :class:`Subscriber` and :class:`ResultPublisher` (CURVE keys).
     """
 
     def __init__(
@@ -144,8 +153,16 @@ class LiveRunner:
         idle_timeout_s: float | None = None,
         status: IO[str] | None = None,
         result_subscribers: int = 0,
+        guard: GuardConfig | None = None,
+        subscriber_options: dict[str, Any] | None = None,
+        publisher_options: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
+        self.guard = FrameGuard(engine, guard)
+        self._options = (subscriber_options or {}, publisher_options or {})
+        self._last_progress = 0.0
+        if status is not None:
+            engine.on_progress = self._cold_progress
         self.source = source
         self.results_bind = results_bind
         self.stats_path = stats
@@ -174,13 +191,15 @@ class LiveRunner:
         start = time.monotonic()
         last_frame = start
         last_status = 0.0
-        publisher = ResultPublisher(self.results_bind) if self.results_bind else None
+        publisher = (
+            ResultPublisher(self.results_bind, **self._options[1]) if self.results_bind else None
+        )
         self.results_address = publisher.address if publisher else None
         self._started.set()
         if publisher is not None and self.result_subscribers:
             publisher.wait_for_subscribers(self.result_subscribers, timeout_s=10.0)
         stats_file = self.stats_path.open("a") if self.stats_path else None
-        subscriber = Subscriber(self.source, mode="latest")
+        subscriber = Subscriber(self.source, mode="latest", **self._options[0])
         try:
             while not self._stop.is_set():
                 if self.max_frames is not None and summary.frames >= self.max_frames:
@@ -200,8 +219,7 @@ class LiveRunner:
                     continue
                 last_frame = now
                 result = self._process(message)
-                counters = subscriber.stats
-                summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
+                counters = self._count(subscriber)
                 if result is None:
                     continue
                 if publisher is not None:
@@ -221,6 +239,7 @@ class LiveRunner:
                 summary.ended_by = summary.ended_by or "stopped"
         finally:
             summary.wall_s = time.monotonic() - start
+            self._count(subscriber)  # the summary is final
             subscriber.close()
             if publisher is not None:
                 publisher.close()
@@ -230,12 +249,35 @@ class LiveRunner:
             self._print_status(None, summary.wall_s, final=True)
         return summary
 
+    def _count(self, subscriber: Subscriber):
+        counters = subscriber.stats
+        summary = self.summary
+        summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
+        summary.rejected_reasons = {k: v for k, v in counters.rejected.items() if v}
+        return counters
+
+    def _cold_progress(self, stage: str, iteration: int, total: int, loss: float) -> None:
+        now = time.monotonic()
+        if self.status is None or (now - self._last_progress < 0.5 and iteration < total):
+            return
+        self._last_progress = now
+        terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
+        print(
+            ("\r" if terminal else "") + f"cold start: {stage} {iteration}/{total}"
+            f"  loss {loss:.3e}",
+            end="" if terminal else "\n",
+            file=self.status,
+            flush=True,
+        )
+
     def _process(self, message: Message) -> LiveResult | None:
         summary = self.summary
         try:
-            result = self.engine.process(frame_from_message(message))
+            result = self.guard.process(frame_from_message(message))
         except InputError as error:
             summary.bad_frames += 1
+            reason = getattr(error, "reason", "params")
+            summary.bad_reasons[reason] = summary.bad_reasons.get(reason, 0) + 1
             kind = str(error).split(":", 1)[-1].strip()[:40]
             if kind not in self._logged:
                 self._logged.add(kind)
@@ -248,6 +290,7 @@ class LiveRunner:
         summary.frames += 1
         summary.cold_starts = self.engine.cold_starts
         summary.iterations.append(result.iterations)
+        summary.capped += result.stop_reason == "max_iterations"
         summary.latencies_s.append(result.latency_s)
         summary.completed_s.append(time.monotonic())
         return result
@@ -265,6 +308,9 @@ class LiveRunner:
             "drift_px": [round(v, 3) for v in result.drift_px],
             "dropped_so_far": self.summary.dropped,
             "bad_frames_so_far": self.summary.bad_frames,
+            "bad_reasons": dict(self.summary.bad_reasons),
+            "rejected_so_far": self.summary.rejected_reasons,
+            "guard": result.metadata.get("guard"),
         }
 
     def _print_status(
@@ -278,7 +324,9 @@ class LiveRunner:
         line = (
             f"frames {summary.frames}  fps {fps:.2f}  latency p50 {latency:.2f} s"
             f"  it/frame {iterations:.0f}  dropped {summary.dropped}"
-            f"  bad {summary.bad_frames}  cold {summary.cold_starts}"
+            f"  bad {summary.bad_frames}{_reasons(summary.bad_reasons)}"
+            f"  rejected {summary.rejected}{_reasons(summary.rejected_reasons)}"
+            f"  capped {summary.capped}  cold {summary.cold_starts}"
         )
         if result is not None:
             line += f"  loss {result.final_loss:.3e}  {'warm' if result.warm else 'cold'}"
@@ -287,3 +335,9 @@ class LiveRunner:
         terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
         end = "\n" if final or not terminal else ""
         print(("\r" if terminal else "") + line, end=end, file=self.status, flush=True)
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    """The non-zero counts as text, e.g. ' (size 2, glitch 1)'; empty for none."""
+    shown = [f"{key} {value}" for key, value in counts.items() if value]
+    return f" ({', '.join(shown)})" if shown else ""

@@ -1,0 +1,274 @@
+"""Guards between the wire and the live engine: frame admission, glitches, errors.
+
+The bridge's protocol accepts frames the reconstruction cannot use as they
+are (a side of 1 px or 16384 px, a blanked beam, a hot pixel on a dark frame).
+:class:`FrameGuard` sits in front of :class:`~lorentz_live.live.engine.LiveEngine`
+and makes sure that one frame can never end the live loop or spoil the frames
+after it (docs/reliability.md):
+
+* **admission**: a frame whose larger side exceeds ``max_side_px`` is binned by
+  an integer factor (the pixel size grows by the same factor); a frame too
+  elongated for that is binned less and cropped to a centred region of
+  interest; a frame with a side below ``min_side_px`` after that is refused.
+  The raw frame still reaches viewers and recorders: they subscribe to the
+  bridge, not to the engine.
+* **glitches**: the mean intensity and the contrast (std / mean) of each frame
+  are compared with the median of the last ``baseline_frames`` accepted frames
+  (not with the previous frame); a frame outside the factors is skipped and
+  counted as ``glitch``.  ``accept_after`` consistent outliers in a row are a
+  real change: the baseline restarts and the engine starts cold.  After a warm
+  reconstruction the misfit is compared with the median misfit of the recent
+  frames; an outlier is published (flagged in its metadata) but its network
+  state is not carried: the warm start rolls back to the last good state.
+* **errors**: any exception of the engine on a frame is counted as ``error``
+  with its type, logged once per type with its traceback, and the next frame
+  starts cold.
+
+Every refused frame raises :class:`BadFrame`, an :class:`InputError` with a
+``reason`` (the key of the runner's counters).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lorentz_live.errors import InputError
+from lorentz_live.live.engine import Frame, LiveEngine, LiveResult
+
+log = logging.getLogger("lorentz_live.live")
+
+#: Reasons a frame is refused by the engine side (keys of ``RunSummary.bad_reasons``).
+BAD_REASONS: tuple[str, ...] = ("size", "intensity", "params", "glitch", "error", "input")
+
+
+class BadFrame(InputError):
+    """A frame the live loop skips; ``reason`` is one of :data:`BAD_REASONS`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Settings of :class:`FrameGuard`.
+
+    max_side_px : largest side reconstructed, px; larger frames are binned
+        (512 px: one warm frame takes about a second on a GPU, docs/benchmarks.md).
+    min_side_px : smallest side reconstructed after binning, px.
+    baseline_frames : accepted frames in the running baseline.
+    min_baseline : frames needed before the baseline is used.
+    mean_factor : a frame whose mean intensity differs from the baseline median
+        by more than this factor (either way) is a glitch.
+    contrast_factor : the same for the contrast std / mean.
+    max_contrast : contrast above which a frame is a glitch even without a
+        baseline (a hot pixel on a dark frame of N px has about sqrt(N)).
+    misfit_factor : a warm result whose misfit exceeds this multiple of the
+        baseline median misfit does not carry its state.
+    accept_after : outliers in a row that agree with each other become the new
+        baseline (a real change of illumination or sample) with a cold start.
+    """
+
+    max_side_px: int = 512
+    min_side_px: int = 8
+    baseline_frames: int = 8
+    min_baseline: int = 3
+    mean_factor: float = 4.0
+    contrast_factor: float = 3.0
+    max_contrast: float = 20.0
+    misfit_factor: float = 3.0
+    accept_after: int = 3
+
+    def __post_init__(self) -> None:
+        if self.min_side_px < 8 or self.max_side_px < self.min_side_px:
+            raise InputError(
+                f"max_side_px must be >= min_side_px >= 8, got {self.max_side_px}, "
+                f"{self.min_side_px}"
+            )
+        for name in ("mean_factor", "contrast_factor", "misfit_factor"):
+            if not getattr(self, name) > 1.0:
+                raise InputError(f"{name} must be > 1, got {getattr(self, name)}")
+
+
+def bin_and_crop(shape: tuple[int, int], max_side: int, min_side: int) -> tuple[int, int, int]:
+    """Binning factor and the cropped (height, width) in raw px for a frame of ``shape``.
+
+    The factor k is the smallest that brings the larger side to ``max_side``;
+    if the smaller side would then fall below ``min_side``, k is lowered to
+    keep it there and the larger side is cropped to ``max_side * k``.
+    """
+    height, width = shape
+    factor = max(1, math.ceil(max(height, width) / max_side))
+    if min(height, width) // factor < min_side:
+        factor = max(1, min(height, width) // min_side)
+    crop_h = min(height, max_side * factor) // factor * factor
+    crop_w = min(width, max_side * factor) // factor * factor
+    return factor, crop_h, crop_w
+
+
+def admit(frame: Frame, config: GuardConfig) -> tuple[Frame, tuple[float, float]]:
+    """The frame the engine reconstructs, and its raw (mean, contrast).
+
+    Binned and centre-cropped as :func:`bin_and_crop` says, as float32 scaled
+    to mean 1 (SIPRAD normalises by the mean anyway; this keeps extreme but
+    finite camera values out of float32 overflow).  Raises :class:`BadFrame`.
+    """
+    pixels = np.asarray(frame.image)
+    if pixels.ndim != 2:
+        raise BadFrame("size", f"frame {frame.seq}: expected a 2-D image, got {pixels.shape}")
+    factor, crop_h, crop_w = bin_and_crop(pixels.shape, config.max_side_px, config.min_side_px)
+    if min(crop_h, crop_w) // factor < config.min_side_px:
+        raise BadFrame(
+            "size",
+            f"frame {frame.seq}: shape {pixels.shape} is too small "
+            f"(need >= {config.min_side_px} px per side)",
+        )
+    top = (pixels.shape[0] - crop_h) // 2
+    left = (pixels.shape[1] - crop_w) // 2
+    window = pixels[top : top + crop_h, left : left + crop_w]
+    binned = window.reshape(crop_h // factor, factor, crop_w // factor, factor).mean(
+        axis=(1, 3), dtype=np.float64
+    )
+    if not np.isfinite(binned).all():
+        raise BadFrame("intensity", f"frame {frame.seq}: image has NaN or infinite pixels")
+    mean = float(binned.mean())
+    if not mean > 0:
+        raise BadFrame("intensity", f"frame {frame.seq}: mean intensity is not positive")
+    contrast = float(binned.std() / mean)
+    params = frame.params
+    metadata = frame.metadata
+    if factor > 1 or (crop_h, crop_w) != pixels.shape:
+        params = params.replace(pixel_size_nm=params.pixel_size_nm * factor)
+        metadata = {
+            **metadata,
+            "binning": factor,
+            "roi": [top, left, crop_h, crop_w],
+            "raw_shape": list(pixels.shape),
+        }
+    image = (binned / mean).astype(np.float32)
+    return replace(frame, image=image, params=params, metadata=metadata), (mean, contrast)
+
+
+def _ratio(value: float, reference: float) -> float:
+    """How many times ``value`` and ``reference`` differ (>= 1; inf if either is 0)."""
+    low, high = sorted((abs(value), abs(reference)))
+    return high / low if low > 0 else math.inf
+
+
+class FrameGuard:
+    """Admit, check and reconstruct frames with ``engine``; see the module docstring.
+
+    ``counts`` holds the refused frames per reason; ``last_note`` says what the
+    guard did to the last frame it passed (``None`` = nothing).
+    """
+
+    def __init__(self, engine: LiveEngine, config: GuardConfig | None = None) -> None:
+        self.engine = engine
+        self.config = config or GuardConfig()
+        self.counts: dict[str, int] = dict.fromkeys(BAD_REASONS, 0)
+        self._stats: deque[tuple[float, float]] = deque(maxlen=self.config.baseline_frames)
+        self._misfits: deque[float] = deque(maxlen=self.config.baseline_frames)
+        self._outliers: list[tuple[float, float]] = []
+        self._misfit_outliers = 0
+        self._good_state = None
+        self._conditions: tuple | None = None
+        self._logged: set[str] = set()
+
+    def process(self, frame: Frame) -> LiveResult:
+        """Reconstruct ``frame`` or raise :class:`BadFrame` (counted in :attr:`counts`)."""
+        try:
+            return self._process(frame)
+        except BadFrame as error:
+            self.counts[error.reason] += 1
+            raise
+        except InputError as error:  # the engine's own checks
+            self.counts["input"] += 1
+            raise BadFrame("input", str(error)) from None
+        except Exception as error:  # noqa: BLE001 - one frame must never end the loop
+            self.counts["error"] += 1
+            kind = type(error).__name__
+            if kind not in self._logged:
+                self._logged.add(kind)
+                log.exception("frame %s failed (%s); the next frame starts cold", frame.seq, kind)
+            self.engine.request_cold_restart(f"after an error ({kind})")
+            self._reset()
+            raise BadFrame("error", f"frame {frame.seq}: {kind}: {error}") from None
+
+    def _reset(self) -> None:
+        self._stats.clear()
+        self._misfits.clear()
+        self._outliers.clear()
+        self._misfit_outliers = 0
+
+    def _process(self, frame: Frame) -> LiveResult:
+        config = self.config
+        frame, stats = admit(frame, config)
+        conditions = (frame.image.shape, frame.params)
+        if conditions != self._conditions:  # new imaging conditions: a new baseline
+            self._conditions = conditions
+            self._reset()
+        self._check_intensity(frame, stats)
+        result = self.engine.process(frame)
+        misfit = result.final_loss
+        if not result.warm:
+            self._misfits.clear()
+            self._misfit_outliers = 0
+        elif len(self._misfits) >= config.min_baseline:
+            reference = statistics.median(self._misfits)
+            if not misfit <= config.misfit_factor * reference:
+                return self._misfit_outlier(result, misfit, reference)
+        self._misfit_outliers = 0
+        self._stats.append(stats)
+        self._misfits.append(misfit)
+        self._good_state = self.engine.state
+        return result
+
+    def _check_intensity(self, frame: Frame, stats: tuple[float, float]) -> None:
+        config = self.config
+        mean, contrast = stats
+        problem = None
+        if contrast > config.max_contrast:
+            problem = f"contrast {contrast:.3g} > {config.max_contrast:g}"
+        elif len(self._stats) >= config.min_baseline:
+            mean_0 = statistics.median(s[0] for s in self._stats)
+            contrast_0 = statistics.median(s[1] for s in self._stats)
+            if _ratio(mean, mean_0) > config.mean_factor:
+                problem = f"mean intensity {mean:.3g} vs baseline {mean_0:.3g}"
+            elif _ratio(contrast, contrast_0) > config.contrast_factor:
+                problem = f"contrast {contrast:.3g} vs baseline {contrast_0:.3g}"
+        if problem is None:
+            self._outliers.clear()
+            return
+        self._outliers.append(stats)
+        agree = all(
+            _ratio(m, mean) <= config.mean_factor and _ratio(c, contrast) <= config.contrast_factor
+            for m, c in self._outliers
+        )
+        if not agree:
+            self._outliers = [stats]
+        if len(self._outliers) >= config.accept_after and contrast <= config.max_contrast:
+            log.info("frame %s: %s in %d frames: new baseline", frame.seq, problem, config.accept_after)
+            self._reset()
+            self.engine.request_cold_restart(f"intensity changed ({problem})")
+            return
+        raise BadFrame("glitch", f"frame {frame.seq}: glitch, {problem}")
+
+    def _misfit_outlier(self, result: LiveResult, misfit: float, reference: float) -> LiveResult:
+        """Publish ``result`` flagged, but warm-start the next frame from the last good state."""
+        self._misfit_outliers += 1
+        note = f"misfit {misfit:.3g} > {self.config.misfit_factor:g} x baseline {reference:.3g}"
+        if self._misfit_outliers >= self.config.accept_after:
+            self.engine.request_cold_restart(f"{note} in {self._misfit_outliers} frames")
+            self._reset()
+            note += "; next frame cold"
+        elif self._good_state is not None:
+            self.engine.state = self._good_state
+            note += "; state not carried"
+        result.metadata["guard"] = note
+        return result
