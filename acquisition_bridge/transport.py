@@ -519,8 +519,7 @@ class Subscriber:
                 log.warning(
                     "security handshake with %s failed: %s",
                     self.address,
-                    "the publisher is encrypted (CURVE): give its public key "
-                    "(--curve-server-key)"
+                    "the publisher is encrypted (CURVE): give its public key (--curve-server-key)"
                     if self._curve_server_key is None
                     else "the publisher is not encrypted or has another key",
                 )

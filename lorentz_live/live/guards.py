@@ -190,7 +190,7 @@ class FrameGuard:
         except InputError as error:  # the engine's own checks
             self.counts["input"] += 1
             raise BadFrame("input", str(error)) from None
-        except Exception as error:  # noqa: BLE001 - one frame must never end the loop
+        except Exception as error:  # one frame must never end the loop
             self.counts["error"] += 1
             kind = type(error).__name__
             if kind not in self._logged:
@@ -253,7 +253,9 @@ class FrameGuard:
         if not agree:
             self._outliers = [stats]
         if len(self._outliers) >= config.accept_after and contrast <= config.max_contrast:
-            log.info("frame %s: %s in %d frames: new baseline", frame.seq, problem, config.accept_after)
+            log.info(
+                "frame %s: %s in %d frames: new baseline", frame.seq, problem, config.accept_after
+            )
             self._reset()
             self.engine.request_cold_restart(f"intensity changed ({problem})")
             return
