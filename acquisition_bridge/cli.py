@@ -236,7 +236,8 @@ def _check(endpoint: str, option: str) -> None:
     try:
         check_endpoint(endpoint, what=option)
     except EndpointError as exc:
-        raise UsageError(str(exc)) from None
+        verb = "bind" if option == "--bind" else "connect"
+        raise UsageError(f"cannot {verb} {exc}") from None
 
 
 def _logging(quiet: bool) -> None:

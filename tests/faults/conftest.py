@@ -131,7 +131,7 @@ class HostileBridge:
 
     def close(self) -> None:
         self.socket.close(linger=0)
-        self.context.term()
+        self.context.destroy(linger=0)
 
 
 @dataclass
