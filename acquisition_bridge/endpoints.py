@@ -22,7 +22,7 @@ class EndpointError(ValueError):
 def check_endpoint(endpoint: str, *, what: str = "endpoint") -> str:
     """Return ``endpoint`` if it is ``tcp://HOST:PORT``, ``ipc://PATH`` or ``inproc://NAME``.
 
-    Raises :class:`EndpointError` otherwise (port 1-65535 or ``*``).
+    Raises :class:`EndpointError` otherwise (port 0-65535 or ``*``; 0 and ``*`` pick a free one).
     """
     if not isinstance(endpoint, str) or not endpoint:
         raise EndpointError(f"{what} is empty")
@@ -37,8 +37,8 @@ def check_endpoint(endpoint: str, *, what: str = "endpoint") -> str:
             raise EndpointError(f"{what} {endpoint!r} has no path or name")
         return endpoint
     match = _TCP.match(endpoint)
-    if match is None or (match.group(2) != "*" and not 1 <= int(match.group(2)) <= 65535):
-        raise EndpointError(f"{what} {endpoint!r}: expected tcp://HOST:PORT with PORT 1-65535")
+    if match is None or (match.group(2) != "*" and not 0 <= int(match.group(2)) <= 65535):
+        raise EndpointError(f"{what} {endpoint!r}: expected tcp://HOST:PORT with PORT 0-65535 or *")
     return endpoint
 
 

@@ -58,7 +58,7 @@ def _number(name: str, value: float | None, *, low: float = 0.0, strict: bool = 
     ok = math.isfinite(value) and (value > low if strict else value >= low)
     if not ok:
         relation = ">" if strict else ">="
-        raise InputError(f"{name} must be a finite number {relation} {low:g}, got {value}")
+        raise InputError(f"{name} must be {relation} {low:g} and finite, got {value}")
 
 
 def _seed(value: int) -> None:
