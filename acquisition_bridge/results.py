@@ -258,8 +258,10 @@ class ResultSubscriber:
     result; older ones are counted in ``superseded``, invalid ones in ``rejected``.
     No thread: made for a GUI timer or a recorder loop.  libzmq drops a
     connection that sends a part above ``limits.max_pixel_bytes`` (ZMQ_MAXMSGSIZE)
-    before anything is allocated for it.  ``curve_server_key``: the engine's
-    CURVE public key, for an encrypted results stream.
+    before anything is allocated for it, and does not reconnect after such a
+    protocol error: after ``reconnect_after_s`` without a valid result the
+    socket is made anew (also recovering from a restarted engine).
+    ``curve_server_key``: the engine's CURVE public key, for an encrypted results stream.
     """
 
     def __init__(
@@ -269,19 +271,30 @@ class ResultSubscriber:
         limits: Limits = RESULT_LIMITS,
         context: zmq.Context | None = None,
         curve_server_key: bytes | None = None,
+        reconnect_after_s: float = 10.0,
     ):
+        self.address = address
         self.limits = limits
         self.received = 0
         self.superseded = 0
         self.rejected = 0
-        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self._socket.linger = 0
-        self._socket.rcvhwm = RESULTS_SEND_HWM
-        self._socket.maxmsgsize = max(limits.max_pixel_bytes, limits.max_header_bytes)
-        set_curve_client(self._socket, curve_server_key)
-        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self._socket.connect(address)
+        self.reconnects = 0
+        self.reconnect_after_s = reconnect_after_s
+        self._context = context or zmq.Context.instance()
+        self._curve_server_key = curve_server_key
         self._logged: set[str] = set()
+        self._socket = self._connect()
+
+    def _connect(self) -> zmq.Socket:
+        socket = self._context.socket(zmq.SUB)
+        socket.linger = 0
+        socket.rcvhwm = RESULTS_SEND_HWM
+        socket.maxmsgsize = max(self.limits.max_pixel_bytes, self.limits.max_header_bytes)
+        set_curve_client(socket, self._curve_server_key)
+        socket.setsockopt(zmq.SUBSCRIBE, b"")
+        socket.connect(self.address)
+        self._quiet_since = time.monotonic()
+        return socket
 
     def _take(self, flags: int) -> Result | None:
         parts = self._socket.recv_multipart(flags, copy=False)
@@ -300,11 +313,17 @@ class ResultSubscriber:
         """Newest result within ``timeout_s`` seconds, or ``None``."""
         newest = None
         if not self._socket.poll(round(timeout_s * 1000)):
+            if time.monotonic() - self._quiet_since > self.reconnect_after_s:
+                self._socket.close(linger=0)
+                self._socket = self._connect()
+                self.reconnects += 1
             return None
         while True:
             try:
                 result = self._take(zmq.NOBLOCK)
             except zmq.Again:
+                if newest is not None:
+                    self._quiet_since = time.monotonic()
                 return newest
             if result is not None:
                 if newest is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -70,7 +71,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "| module | case | expected | observed |",
         "|---|---|---|---|",
     ]
-    for module, case, expected, observed in _RECORDS:
+    for module, case, expected, seen in _RECORDS:
+        observed = re.sub(r"/tmp/\S*/", ".../", seen)  # no machine-specific paths
         cells = [
             text.replace("|", "\\|").replace("\n", " ")
             for text in (module, case, expected, observed)
@@ -161,6 +163,19 @@ class Process:
         self.popen.send_signal(number)
         self.popen.wait(timeout_s)
         return time.monotonic() - start
+
+    def signal_and_time(self, number: int, marker: str, timeout_s: float = 30.0):
+        """Send a signal; seconds until ``marker`` was in its output, and until it had exited."""
+        start = time.monotonic()
+        self.popen.send_signal(number)
+        said = None
+        while self.popen.poll() is None and time.monotonic() - start < timeout_s:
+            if said is None and marker in self.stdout() + self.stderr():
+                said = time.monotonic() - start
+            time.sleep(0.01)
+        self.popen.wait(timeout_s)
+        gone = time.monotonic() - start
+        return (said if said is not None else gone), gone
 
     def kill(self) -> None:
         if self.alive():

@@ -259,7 +259,7 @@ def test_glitch_frames_are_skipped(live, record) -> None:
 
 def test_sigterm_ends_the_engine_with_a_final_summary(live, record) -> None:
     engine = live["engine"]
-    seconds = engine.signal_and_wait(signal.SIGTERM)
+    said, seconds = engine.signal_and_time(signal.SIGTERM, "frames in")
     out = engine.stdout()
     assert engine.popen.returncode == 0, engine.stderr()[-2000:]
     assert "frames in" in out and "interrupted" in out, out
@@ -269,7 +269,9 @@ def test_sigterm_ends_the_engine_with_a_final_summary(live, record) -> None:
     record(
         "SIGTERM to the engine",
         "clean exit within 2 s with a final summary",
-        f"exit 0 after {seconds:.2f} s; summary: {out.strip().splitlines()[-1]}",
+        f"summary after {said:.2f} s, exit 0 after {seconds:.2f} s; "
+        f"summary: {out.strip().splitlines()[-1]}",
     )
     assert seconds < 10.0  # generous: a loaded machine; the measured value is recorded
     assert "Traceback" not in engine.stderr()
+    assert "cold start: pre-training" in engine.stderr()  # cold-start progress on the status
