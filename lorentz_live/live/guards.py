@@ -60,7 +60,8 @@ class GuardConfig:
     """Settings of :class:`FrameGuard`.
 
     max_side_px : largest side reconstructed, px; larger frames are binned
-        (512 px: one warm frame takes about a second on a GPU, docs/benchmarks.md).
+        (512: a 4096² camera frame binned x8; one SIPRAD iteration at 512 px
+        takes 0.45 s on one CPU core, docs/benchmarks.md).
     min_side_px : smallest side reconstructed after binning, px.
     baseline_frames : accepted frames in the running baseline.
     min_baseline : frames needed before the baseline is used.
