@@ -182,7 +182,7 @@ class _ProgressBar:
             print(file=sys.stderr)
 
 
-def _siprad_config(args: argparse.Namespace):
+def _siprad_config(args: argparse.Namespace, base=None):
     from lorentz_live.siprad import SipradConfig
 
     _seed(args.seed)
@@ -194,7 +194,7 @@ def _siprad_config(args: argparse.Namespace):
     if args.threshold is not None:
         _number("--threshold", args.threshold, strict=True)
         changes["threshold"] = args.threshold
-    return SipradConfig().replace(**changes)
+    return (base or SipradConfig()).replace(**changes)
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
@@ -278,7 +278,6 @@ def _run(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     checked = (
-        ("--max-side", args.max_side),
         ("--frames", args.frames),
         ("--warm-iterations", args.warm_iterations),
         ("--threads", args.threads),
@@ -287,17 +286,20 @@ def _run(args: argparse.Namespace) -> None:
         if value is not None and value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
     _number("--budget", args.budget, strict=True)
+    _number("--cold-budget", args.cold_budget, strict=True)
     _number("--idle-timeout", args.idle_timeout, strict=True)
     if args.max_side is not None and args.max_side < 8:
         raise InputError(f"--max-side must be >= 8 px, got {args.max_side}")
     options = _run_sockets(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    siprad = _siprad_config(args)
+    siprad = _siprad_config(args, LiveConfig().siprad)
     config = LiveConfig(
         siprad=siprad,
         warm_max_iterations=args.warm_iterations or LiveConfig.warm_max_iterations,
         time_budget_s=args.budget,
+        cold_budget_s=args.cold_budget,
+        instant=args.instant,
         device=_device(args.device),
     )
     stats = Path(args.stats) if args.stats else None
@@ -326,8 +328,9 @@ def _run(args: argparse.Namespace) -> None:
         args.interrupted = True
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
-        f"latency p50 {summary.latency_percentile(50):.2f} s "
-        f"p99 {summary.latency_percentile(99):.2f} s, "
+        f"{summary.refined} refined by SIPRAD, "
+        f"answer latency p50 {summary.latency_percentile(50):.3f} s "
+        f"p99 {summary.latency_percentile(99):.3f} s, "
         f"dropped {summary.dropped}, bad {summary.bad_frames}{_reasons(summary.bad_reasons)}, "
         f"rejected {summary.rejected}{_reasons(summary.rejected_reasons)}, "
         f"capped {summary.capped}, cold starts {summary.cold_starts} ({summary.ended_by})",
@@ -446,8 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--results", metavar="ENDPOINT", help="publish results here, e.g. tcp://127.0.0.1:5556"
     )
-    run.add_argument("--frames", type=int, help="stop after this many reconstructed frames")
-    run.add_argument("--stats", metavar="FILE.jsonl", help="one JSON line per reconstructed frame")
+    run.add_argument("--frames", type=int, help="stop after this many answered frames")
+    run.add_argument("--stats", metavar="FILE.jsonl", help="one JSON line per result")
+    run.add_argument(
+        "--instant",
+        choices=("sitie", "amortised"),
+        default="sitie",
+        help="method answering every frame at once (SIPRAD refines the newest)",
+    )
     run.add_argument(
         "--budget", type=float, help="time budget per frame, s (default: until converged)"
     )
@@ -457,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    run.add_argument(
+        "--cold-budget",
+        type=float,
+        help="time budget of a SIPRAD cold start, pre-training included, s (default: none)",
+    )
     run.add_argument(
         "--max-side",
         type=int,

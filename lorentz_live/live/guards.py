@@ -14,15 +14,18 @@ after it (docs/reliability.md):
   bridge, not to the engine.
 * **glitches**: the mean intensity and the contrast (std / mean) of each frame
   are compared with the median of the last ``baseline_frames`` accepted frames
-  (not with the previous frame); a frame outside the factors is skipped and
-  counted as ``glitch``.  ``accept_after`` consistent outliers in a row are a
-  real change: the baseline restarts and the engine starts cold.  After a warm
-  reconstruction the misfit is compared with the median misfit of the recent
-  frames; an outlier is published (flagged in its metadata) but its network
-  state is not carried: the warm start rolls back to the last good state.
-* **errors**: any exception of the engine on a frame is counted as ``error``
-  with its type, logged once per type with its traceback, and the next frame
-  starts cold.
+  (not with the previous frame); a frame outside the factors is skipped (no
+  method sees it) and counted as ``glitch``.  ``accept_after`` consistent
+  outliers in a row are a real change: the baseline restarts and the engine
+  starts cold.  The misfit of each warm SIPRAD result is compared with the
+  median misfit of the recent ones; an outlier is published (flagged in its
+  metadata, key ``guard``) but its network state is not carried: the refiner
+  rolls back to the last good state, and ``accept_after`` outliers in a row
+  make the next frame cold.
+* **errors**: any exception of the engine's instant path on a frame is
+  counted as ``error`` with its type, logged once per type with its
+  traceback, and the next frame starts cold (the refinement thread catches
+  its own: :class:`lorentz_live.live.pipeline.LivePipeline`).
 
 Every refused frame raises :class:`BadFrame`, an :class:`InputError` with a
 ``reason`` (the key of the runner's counters).
@@ -33,13 +36,16 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from lorentz_live.errors import InputError
-from lorentz_live.live.engine import Frame, LiveEngine, LiveResult
+from lorentz_live.live.engine import LiveEngine, LiveFrame, LiveResult
 
 log = logging.getLogger("lorentz_live.live")
 
@@ -113,7 +119,7 @@ def bin_and_crop(shape: tuple[int, int], max_side: int, min_side: int) -> tuple[
     return factor, crop_h, crop_w
 
 
-def admit(frame: Frame, config: GuardConfig) -> tuple[Frame, tuple[float, float]]:
+def admit(frame: LiveFrame, config: GuardConfig) -> tuple[LiveFrame, tuple[float, float]]:
     """The frame the engine reconstructs, and its raw (mean, contrast).
 
     Binned and centre-cropped as :func:`bin_and_crop` says, as float32 scaled
@@ -163,28 +169,38 @@ def _ratio(value: float, reference: float) -> float:
 
 
 class FrameGuard:
-    """Admit, check and reconstruct frames with ``engine``; see the module docstring.
+    """Admit and check frames before ``engine`` sees them; watch its SIPRAD results.
 
-    ``counts`` holds the refused frames per reason; ``last_note`` says what the
-    guard did to the last frame it passed (``None`` = nothing).
+    Create it before other listeners of ``engine`` (it flags results in place).
+    ``counts`` holds the refused frames per reason.  Thread use: :meth:`submit`
+    from the runner's thread; the SIPRAD check runs in the refinement thread
+    as an engine listener, right after the refiner updated its state.
     """
 
     def __init__(self, engine: LiveEngine, config: GuardConfig | None = None) -> None:
         self.engine = engine
         self.config = config or GuardConfig()
         self.counts: dict[str, int] = dict.fromkeys(BAD_REASONS, 0)
+        self._lock = threading.Lock()
         self._stats: deque[tuple[float, float]] = deque(maxlen=self.config.baseline_frames)
         self._misfits: deque[float] = deque(maxlen=self.config.baseline_frames)
         self._outliers: list[tuple[float, float]] = []
         self._misfit_outliers = 0
-        self._good_state = None
+        self._good_state: Any = None
         self._conditions: tuple | None = None
         self._logged: set[str] = set()
+        engine.add_listener(self._observe)
 
-    def process(self, frame: Frame) -> LiveResult:
-        """Reconstruct ``frame`` or raise :class:`BadFrame` (counted in :attr:`counts`)."""
+    def submit(self, frame: LiveFrame, answer: Callable[[LiveFrame], LiveResult]) -> LiveResult:
+        """Admit ``frame`` and pass it to ``answer`` (e.g. ``LivePipeline.submit``).
+
+        Raises :class:`BadFrame` (counted in :attr:`counts`) for a frame that is
+        refused, or on which ``answer`` raised anything.
+        """
         try:
-            return self._process(frame)
+            admitted, stats = admit(frame, self.config)
+            self._check_intensity(admitted, stats)
+            result = answer(admitted)
         except BadFrame as error:
             self.counts[error.reason] += 1
             raise
@@ -200,45 +216,32 @@ class FrameGuard:
             self.engine.request_cold_restart(f"after an error ({kind})")
             self._reset()
             raise BadFrame("error", f"frame {frame.seq}: {kind}: {error}") from None
+        with self._lock:
+            self._stats.append(stats)
+        return result
 
     def _reset(self) -> None:
-        self._stats.clear()
-        self._misfits.clear()
-        self._outliers.clear()
-        self._misfit_outliers = 0
+        with self._lock:
+            self._stats.clear()
+            self._misfits.clear()
+            self._outliers.clear()
+            self._misfit_outliers = 0
 
-    def _process(self, frame: Frame) -> LiveResult:
+    def _check_intensity(self, frame: LiveFrame, stats: tuple[float, float]) -> None:
         config = self.config
-        frame, stats = admit(frame, config)
         conditions = (frame.image.shape, frame.params)
         if conditions != self._conditions:  # new imaging conditions: a new baseline
             self._conditions = conditions
             self._reset()
-        self._check_intensity(frame, stats)
-        result = self.engine.process(frame)
-        misfit = result.final_loss
-        if not result.warm:
-            self._misfits.clear()
-            self._misfit_outliers = 0
-        elif len(self._misfits) >= config.min_baseline:
-            reference = statistics.median(self._misfits)
-            if not misfit <= config.misfit_factor * reference:
-                return self._misfit_outlier(result, misfit, reference)
-        self._misfit_outliers = 0
-        self._stats.append(stats)
-        self._misfits.append(misfit)
-        self._good_state = self.engine.state
-        return result
-
-    def _check_intensity(self, frame: Frame, stats: tuple[float, float]) -> None:
-        config = self.config
         mean, contrast = stats
         problem = None
+        with self._lock:
+            history = list(self._stats)
         if contrast > config.max_contrast:
             problem = f"contrast {contrast:.3g} > {config.max_contrast:g}"
-        elif len(self._stats) >= config.min_baseline:
-            mean_0 = statistics.median(s[0] for s in self._stats)
-            contrast_0 = statistics.median(s[1] for s in self._stats)
+        elif len(history) >= config.min_baseline:
+            mean_0 = statistics.median(s[0] for s in history)
+            contrast_0 = statistics.median(s[1] for s in history)
             if _ratio(mean, mean_0) > config.mean_factor:
                 problem = f"mean intensity {mean:.3g} vs baseline {mean_0:.3g}"
             elif _ratio(contrast, contrast_0) > config.contrast_factor:
@@ -254,24 +257,44 @@ class FrameGuard:
         if not agree:
             self._outliers = [stats]
         if len(self._outliers) >= config.accept_after and contrast <= config.max_contrast:
-            log.info(
-                "frame %s: %s in %d frames: new baseline", frame.seq, problem, config.accept_after
-            )
+            log.info("frame %s: %s in a row: a new baseline", frame.seq, problem)
             self._reset()
             self.engine.request_cold_restart(f"intensity changed ({problem})")
             return
         raise BadFrame("glitch", f"frame {frame.seq}: glitch, {problem}")
 
-    def _misfit_outlier(self, result: LiveResult, misfit: float, reference: float) -> LiveResult:
-        """Publish ``result`` flagged, but warm-start the next frame from the last good state."""
+    def _observe(self, result: LiveResult) -> None:
+        """SIPRAD results: compare the misfit with the recent ones (refinement thread)."""
+        if result.method != "siprad":
+            return
+        config = self.config
+        refiner = self.engine.refiner
+        misfit = result.final_loss
+        with self._lock:
+            if not result.warm:
+                self._misfits.clear()
+                self._misfit_outliers = 0
+            elif len(self._misfits) >= config.min_baseline:
+                reference = statistics.median(self._misfits)
+                if not misfit <= config.misfit_factor * reference:
+                    self._misfit_outlier(result, refiner, misfit, reference)
+                    return
+            self._misfit_outliers = 0
+            self._misfits.append(misfit)
+            self._good_state = getattr(refiner, "state", None)
+
+    def _misfit_outlier(
+        self, result: LiveResult, refiner: Any, misfit: float, reference: float
+    ) -> None:
+        """Leave ``result`` published but flagged; warm-start from the last good state."""
         self._misfit_outliers += 1
         note = f"misfit {misfit:.3g} > {self.config.misfit_factor:g} x baseline {reference:.3g}"
         if self._misfit_outliers >= self.config.accept_after:
-            self.engine.request_cold_restart(f"{note} in {self._misfit_outliers} frames")
-            self._reset()
             note += "; next frame cold"
-        elif self._good_state is not None:
-            self.engine.state = self._good_state
+            refiner.request_restart(f"misfit above the baseline in {self._misfit_outliers} frames")
+            self._misfits.clear()
+            self._misfit_outliers = 0
+        elif self._good_state is not None and hasattr(refiner, "state"):
+            refiner.state = self._good_state
             note += "; state not carried"
         result.metadata["guard"] = note
-        return result

@@ -192,12 +192,12 @@ def start(argv: list[str], folder: Path, name: str) -> Process:
 
 
 def engine_argv(source: str, results: str | None, *extra: str) -> list[str]:
-    """``lorentz-live run`` with small, budgeted reconstructions (64 px, 0.5 s per frame)."""
+    """``lorentz-live run`` with small, budgeted reconstructions (64 px, 0.5 s warm, 1 s cold)."""
     argv = [str(BIN / "lorentz-live"), "run", "--source", source, "--threads", "1"]
     if results is not None:
         argv += ["--results", results]
     argv += ["--max-side", "64", "--iterations", "30", "--warm-iterations", "5"]
-    return [*argv, "--budget", "0.5", "--idle-timeout", "300", *extra]
+    return [*argv, "--budget", "0.5", "--cold-budget", "1", "--idle-timeout", "300", *extra]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -215,13 +215,26 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def wait_result(subscriber: ResultSubscriber, seq: int, process: Process, timeout_s: float = 90.0):
-    """The result of frame ``seq``; fails if the process died or nothing came in time."""
+def wait_result(
+    subscriber: ResultSubscriber,
+    seq: int,
+    process: Process,
+    timeout_s: float = 90.0,
+    method: str | None = None,
+):
+    """The result of frame ``seq`` (by ``method`` if given: "sitie", "siprad").
+
+    Fails if the process died or nothing came in time.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.alive(), f"engine died:\n{process.stderr()[-3000:]}"
         result = subscriber.recv_latest(timeout_s=0.2)
-        if result is not None and result.seq == seq:
+        if (
+            result is not None
+            and result.seq == seq
+            and method in (None, result.header.get("method"))
+        ):
             return result
     raise AssertionError(f"no result for frame {seq} in {timeout_s} s:\n{process.stderr()[-3000:]}")
 

@@ -55,10 +55,10 @@ def live(tmp_path_factory):
         bridge.close()
 
 
-def good(live, seed: int = 0, **keys) -> object:
-    """Send a good frame and return its result."""
+def good(live, seed: int = 0, method: str | None = None, **keys) -> object:
+    """Send a good frame and return its (first, or ``method``'s) result."""
     seq = live["bridge"].frame(good_image(seed), **keys)
-    return wait_result(live["results"], seq, live["engine"])
+    return wait_result(live["results"], seq, live["engine"], method=method)
 
 
 def test_first_good_frame(live, record) -> None:
@@ -241,14 +241,14 @@ def test_4096_frames_are_binned_with_bounded_memory(live, record) -> None:
 def test_glitch_frames_are_skipped(live, record) -> None:
     bridge = live["bridge"]
     for seed in range(4):  # a baseline at the good frames' intensity
-        good(live, seed)
+        good(live, seed, method="siprad")
     blank = np.full((64, 64), 0.002, np.float32)  # beam blanked: dark level only
     hot = np.zeros((64, 64), np.float32)
     hot[10, 10] = 1000.0
     for glitch in (blank, hot):
         bridge.frame(glitch)
         time.sleep(0.5)  # let the idle engine take it before the good frame could replace it
-        result = good(live, 5)
+        result = good(live, 5, method="siprad")
         assert result.header["warm"], result.header["restart_reason"]
     record(
         "beam blanked frame, hot pixel on zeros, after 4 good frames",
