@@ -227,6 +227,7 @@ class LiveRunner:
         stats_file = self.stats_path.open("a") if self.stats_path else None
         subscriber = Subscriber(self.source, mode="latest", **self._options[0])
         pipeline = self.pipeline = LivePipeline(self.engine, refine=self.refine)
+        interrupted = False
         self._last_status = 0.0
 
         def flush() -> None:
@@ -258,10 +259,10 @@ class LiveRunner:
             else:
                 summary.ended_by = summary.ended_by or "stopped"
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: do not wait for a long SIPRAD run
-            pipeline.close(timeout_s=0.5)
+            interrupted = True
             raise
         finally:
-            pipeline.close()
+            pipeline.close(timeout_s=0.2 if interrupted else 60.0)
             flush()
             self._count(subscriber)  # the summary is final
             summary.superseded = pipeline.superseded
