@@ -481,7 +481,12 @@ class MainWindow(QtWidgets.QMainWindow):
         made = header.get("result_timestamp_ns")
         age = (time.time_ns() - made) * 1e-9 if isinstance(made, int) else now - result.received_at
         method = header.get("method", "siprad")
-        warm = "warm" if header.get("warm") else f"cold ({header.get('restart_reason')})"
+        if header.get("warm"):
+            warm = "warm"
+        elif header.get("restart_reason"):
+            warm = f"cold ({header['restart_reason']})"
+        else:
+            warm = "one pass"
         defocus = header.get("defocus_nm")
         focus = focus_words(defocus) if isinstance(defocus, (int, float)) else "?"
         roi = (header.get("frame") or {}).get("roi")

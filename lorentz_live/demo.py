@@ -134,32 +134,44 @@ def run_live(
     engine = LiveEngine(LiveConfig())
     engine.add_listener(results.append)
     server = window = None
-    if viewer is not None:
-        results_ep, control_ep = free_loopback_endpoint(), free_loopback_endpoint()
-        server = ControlServer(control_ep, EngineControl(engine))
+    if viewer is not None:  # results and control on ports the OS picks (no probe-then-bind race)
+        server = ControlServer("tcp://127.0.0.1:*", EngineControl(engine))
         runner = LiveRunner(
             engine,
             endpoint,
-            results_bind=results_ep,
+            results_bind="tcp://127.0.0.1:*",
             control=server.control,
             idle_timeout_s=60.0,
             status=sys.stderr,
             result_subscribers=1,
         )
-        command = _viewer_command(endpoint, results_ep, control_ep, viewer)
-        print(f"viewer: {' '.join(command[1:])}", flush=True)
-        window = subprocess.Popen(command)
     else:
         runner = LiveRunner(engine, endpoint, idle_timeout_s=60.0, status=sys.stderr)
     try:
-        if window is None:
+        if viewer is None or server is None:
             summary = runner.run()
-        else:  # the engine works in a thread until the viewer is closed
-            thread = threading.Thread(target=runner.run, name="engine", daemon=True)
+        else:  # the engine works in a thread until the viewer is closed (or the engine fails)
+            failure: list[BaseException] = []
+
+            def engine_loop() -> None:
+                try:
+                    runner.run()
+                except BaseException as error:  # re-raised below, after the viewer is closed
+                    failure.append(error)
+
+            thread = threading.Thread(target=engine_loop, name="engine", daemon=True)
             thread.start()
-            window.wait()
+            if not runner.wait_started(30.0) or runner.results_address is None:
+                raise SystemExit("demo: the engine did not start its results stream")
+            command = _viewer_command(endpoint, runner.results_address, server.address, viewer)
+            print(f"viewer: {' '.join(command[1:])}", flush=True)
+            window = subprocess.Popen(command)
+            while window.poll() is None and not failure:
+                thread.join(0.2)
             runner.stop()
             thread.join(120)
+            if failure:
+                raise failure[0]
             summary = runner.summary
     finally:
         if window is not None and window.poll() is None:
