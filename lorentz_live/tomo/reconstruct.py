@@ -1,0 +1,47 @@
+"""3D reconstruction of a pair of tilt series: VFET, then MagNet, then optional refinement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lorentz_live.tomo.magnet import load_model, magnet
+from lorentz_live.tomo.refine import refine
+from lorentz_live.tomo.vfet import vfet
+
+
+@dataclass(frozen=True)
+class TomoResult:
+    """MagNet result ``b`` and conventional ``b_vfet``, both (T) [3, N, N, N] = (B_x, B_y, B_z)
+    on [z, y, x]."""
+
+    b: torch.Tensor
+    b_vfet: torch.Tensor
+
+
+def reconstruct_tilt_series(
+    phase_x: torch.Tensor,
+    angles_x_deg,
+    phase_y: torch.Tensor,
+    angles_y_deg,
+    pixel_size_nm: float,
+    *,
+    model=None,
+    refine_iterations: int = 0,
+) -> TomoResult:
+    """Reconstruct B from phases (rad) [n_x, N, N] about x and [n_y, N, N] about y.
+
+    ``model`` is (UNet3D, box size) from :func:`lorentz_live.tomo.magnet.load_model`
+    (default: the shipped weights).  ``refine_iterations`` > 0 adds the
+    data-consistency refinement of :mod:`lorentz_live.tomo.refine`.
+    """
+    phase_x = torch.as_tensor(phase_x, dtype=torch.float32)
+    phase_y = torch.as_tensor(phase_y, dtype=torch.float32)
+    b_vfet = vfet(phase_x, angles_x_deg, phase_y, angles_y_deg, pixel_size_nm)
+    network, size = model if model is not None else load_model()
+    b = magnet(b_vfet, network, size)
+    if refine_iterations > 0:
+        series = [(phase_x, list(angles_x_deg), "x"), (phase_y, list(angles_y_deg), "y")]
+        b = refine(b, series, pixel_size_nm, refine_iterations)
+    return TomoResult(b, b_vfet)
