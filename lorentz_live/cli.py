@@ -253,6 +253,67 @@ def _run(args: argparse.Namespace) -> None:
     )
 
 
+def _tomo(args: argparse.Namespace) -> None:
+    from lorentz_live.io.tilt_series import load_tilt_series, save_tomogram
+    from lorentz_live.tomo.magnet import load_model
+    from lorentz_live.tomo.reconstruct import reconstruct_tilt_series
+
+    if args.refine < 0:
+        raise InputError(f"--refine must be >= 0 iterations, got {args.refine}")
+    series = load_tilt_series(args.series)
+    out = output_path(args.out, (".npz",))
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise InputError(f"--weights {args.weights}: no such file")
+    model = load_model(args.weights) if args.weights else load_model()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    result = reconstruct_tilt_series(
+        torch.from_numpy(series.phase_x),
+        series.angles_x_deg.tolist(),
+        torch.from_numpy(series.phase_y),
+        series.angles_y_deg.tolist(),
+        series.pixel_size_nm,
+        model=model,
+        refine_iterations=args.refine,
+    )
+    save_tomogram(out, result.b.numpy(), result.b_vfet.numpy(), series.pixel_size_nm)
+    size = result.b.shape[-1]
+    print(
+        f"wrote {out}: b and b_vfet (3, {size}, {size}, {size}) in T from "
+        f"{len(series.angles_x_deg)} x-tilts and {len(series.angles_y_deg)} y-tilts "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+
+
+def _tomo_train(args: argparse.Namespace) -> None:
+    from lorentz_live.tomo.train import TrainConfig, train
+
+    if args.minutes <= 0:
+        raise InputError(f"--minutes must be > 0, got {args.minutes:g}")
+    if args.size % 8 or args.size < 16:
+        raise InputError(f"--size must be a multiple of 8 and >= 16, got {args.size}")
+    if args.library_count < 10:
+        raise InputError(f"--library-count must be >= 10, got {args.library_count}")
+    out = output_path(args.out, (".pt",))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        size=args.size,
+        library_count=args.library_count,
+        library_seed=args.library_seed,
+        base_channels=args.base_channels,
+        minutes=args.minutes,
+        max_steps=args.steps,
+        noise_fraction=args.noise_fraction,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    cache = Path(args.cache) if args.cache else None
+    train(config, out, cache=cache, log=lambda line: print(line, flush=True))
+    print(f"wrote {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -337,6 +398,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     run.set_defaults(handler=_run, amplitude="none", threshold=None)
+
+    tomo = commands.add_parser("tomo", help="3D induction from x and y tilt series (VFET + MagNet)")
+    tomo.add_argument("series", help="tilt series .npz (phase_x, angles_x_deg, phase_y, ...)")
+    tomo.add_argument("--out", required=True, metavar="B.npz")
+    tomo.add_argument("--weights", metavar="W.pt", help="MagNet checkpoint (default: shipped)")
+    tomo.add_argument("--refine", type=int, default=0, help="data-consistency iterations")
+    tomo.add_argument("--threads", type=int, help="torch CPU threads")
+    tomo.set_defaults(handler=_tomo)
+
+    tomo_train = commands.add_parser("tomo-train", help="train MagNet on the texture library")
+    tomo_train.add_argument("--out", required=True, metavar="W.pt")
+    tomo_train.add_argument("--minutes", type=float, default=60.0, help="time budget")
+    tomo_train.add_argument("--steps", type=int, default=1_000_000, help="step cap")
+    tomo_train.add_argument("--size", type=int, default=32, help="box, voxels")
+    tomo_train.add_argument("--library-count", type=int, default=880)
+    tomo_train.add_argument("--library-seed", type=int, default=1)
+    tomo_train.add_argument("--base-channels", type=int, default=16)
+    tomo_train.add_argument("--noise-fraction", type=float, default=0.5)
+    tomo_train.add_argument("--checkpoint-every", type=int, default=250)
+    tomo_train.add_argument("--cache", metavar="SERIES.pt", help="cache of the training series")
+    tomo_train.add_argument("--seed", type=int, default=0)
+    tomo_train.add_argument("--threads", type=int, help="torch CPU threads")
+    tomo_train.set_defaults(handler=_tomo_train)
     return parser
 
 
