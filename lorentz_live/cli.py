@@ -228,6 +228,7 @@ def _run(args: argparse.Namespace) -> None:
     stats = Path(args.stats) if args.stats else None
     if stats is not None and not stats.parent.exists():
         raise InputError(f"--stats folder does not exist: {stats.parent}")
+    tomo = _tomo_collector(args.tomo_out) if args.tomo_out else None
     runner = LiveRunner(
         LiveEngine(config),
         args.source,
@@ -236,6 +237,7 @@ def _run(args: argparse.Namespace) -> None:
         max_frames=args.frames,
         idle_timeout_s=args.idle_timeout,
         status=sys.stderr,
+        tomo=tomo,
     )
     try:
         summary = runner.run()
@@ -244,6 +246,8 @@ def _run(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         runner.stop()
         summary = runner.summary
+    if tomo is not None:
+        tomo.wait()
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
         f"latency p50 {summary.latency_percentile(50):.2f} s "
@@ -251,6 +255,23 @@ def _run(args: argparse.Namespace) -> None:
         f"dropped {summary.dropped}, bad {summary.bad_frames}, rejected {summary.rejected}, "
         f"cold starts {summary.cold_starts}"
     )
+
+
+def _tomo_collector(folder: str):
+    """Collector that writes every reconstructed tilt-series pair to ``folder``."""
+    from lorentz_live.io.tilt_series import save_tomogram
+    from lorentz_live.tomo.collect import TiltSeriesCollector
+
+    out = Path(folder)
+    if not out.is_dir():
+        raise InputError(f"--tomo-out folder does not exist: {out}")
+
+    def write(result, info: dict) -> None:
+        path = out / f"tomo_{info['series_x']}_{info['series_y']}.npz"
+        save_tomogram(path, result.b.numpy(), result.b_vfet.numpy(), info["voxel_size_nm"])
+        print(f"wrote {path}: tomogram of {info['tilts_x']} + {info['tilts_y']} tilts", flush=True)
+
+    return TiltSeriesCollector(write)
 
 
 def _tomo(args: argparse.Namespace) -> None:
@@ -397,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    run.add_argument("--tomo-out", metavar="DIR", help="reconstruct tilt series in 3D into DIR")
     run.set_defaults(handler=_run, amplitude="none", threshold=None)
 
     tomo = commands.add_parser("tomo", help="3D induction from x and y tilt series (VFET + MagNet)")

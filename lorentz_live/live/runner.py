@@ -22,7 +22,7 @@ from typing import IO, Any
 import numpy as np
 
 from acquisition_bridge.keys import MICROSCOPE_KEYS
-from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, Message
+from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, SERIES_END, Message
 from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
 from lorentz_live.errors import InputError
@@ -130,6 +130,8 @@ class LiveRunner:
     status : stream for the one-line status (``None`` = silent).
     result_subscribers : wait (up to 10 s) for this many results subscribers
         before taking frames, so none misses the first results.
+    tomo : a :class:`lorentz_live.tomo.collect.TiltSeriesCollector` that receives the
+        phi_m of tilt-series frames and the series_end markers, or ``None``.
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class LiveRunner:
         idle_timeout_s: float | None = None,
         status: IO[str] | None = None,
         result_subscribers: int = 0,
+        tomo: Any = None,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -154,6 +157,7 @@ class LiveRunner:
         self.idle_timeout_s = idle_timeout_s
         self.status = status
         self.result_subscribers = result_subscribers
+        self.tomo = tomo
         self.summary = RunSummary()
         self.results_address: str | None = None
         self._stop = threading.Event()
@@ -196,6 +200,8 @@ class LiveRunner:
                 if message.kind == END_OF_STREAM and self.stop_at_end:
                     summary.ended_by = "end of stream"
                     break
+                if message.kind == SERIES_END and self.tomo is not None:
+                    self.tomo.end_series(message.header.get("series_id"))
                 if message.kind != FRAME:
                     continue
                 last_frame = now
@@ -204,6 +210,8 @@ class LiveRunner:
                 summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
                 if result is None:
                     continue
+                if self.tomo is not None:
+                    self.tomo.add(result.metadata, result.phi_m, result.params.pixel_size_nm)
                 if publisher is not None:
                     publisher.publish(
                         result_header(result, summary, counters.dropped),
