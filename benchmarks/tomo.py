@@ -177,6 +177,44 @@ def _report(rows: list[dict], bz_rows: list[dict], ideal: dict, timings: dict, a
     return "\n".join(lines)
 
 
+CARD = REPO / "docs" / "magnet-model-card.md"
+
+
+def _write_model_card(weights: Path, rows: list[dict]) -> None:
+    """Fill the generated block of docs/magnet-model-card.md from the checkpoint and ``rows``."""
+    import re
+
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+    config = checkpoint["config"]
+    train_count = config["library_count"] - config["library_count"] // 5
+    parameters = sum(v.numel() for v in checkpoint["state_dict"].values())
+    epochs = checkpoint["steps"] * config["batch"] / train_count
+    lines = [
+        f"- Checkpoint: `{weights.name}`, {weights.stat().st_size / 1e6:.1f} MB, "
+        f"{parameters:,} parameters (base {checkpoint['base_channels']} channels, "
+        f"{checkpoint['levels']} poolings, box {checkpoint['size']}³).",
+        f"- Trained {checkpoint['steps']} steps of batch {config['batch']} in "
+        f"{checkpoint['minutes']:.0f} min = {epochs:.1f} epochs over {train_count} training "
+        f"samples (seed {config['seed']}).",
+        "- Median NRMSE (%) on the 176-sample test split, from `make bench-tomo` "
+        "(docs/benchmarks.md, section tomo, has the full table):",
+        "",
+        "| limit | VFET (paper) 0 % | VFET 0 % | MagNet 0 % | VFET 2 % | MagNet 2 % | paper MagNet 0 % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_key = {(r["limit"], r["noise"]): r for r in rows}
+    for limit in LIMITS_DEG:
+        clean, noisy = by_key[(limit, 0.0)], by_key[(limit, 0.02)]
+        lines.append(
+            f"| ±{limit}° | {clean['raw']:.1f} | {clean['vfet']:.1f} | {clean['magnet']:.1f} | "
+            f"{noisy['vfet']:.1f} | {noisy['magnet']:.1f} | {PAPER_MAGNET[limit]:.1f} |"
+        )
+    block = "<!-- magnet-card:start -->\n" + "\n".join(lines) + "\n<!-- magnet-card:end -->"
+    text = CARD.read_text()
+    pattern = re.compile(r"<!-- magnet-card:start -->.*?<!-- magnet-card:end -->", re.S)
+    CARD.write_text(pattern.sub(lambda _: block, text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(WEIGHTS))
@@ -216,6 +254,7 @@ def main() -> None:
         from _report import write_section
 
         write_section("tomo", "3D reconstruction: VFET vs MagNet", body, "make bench-tomo")
+        _write_model_card(Path(args.weights), rows)
 
 
 if __name__ == "__main__":
