@@ -298,12 +298,12 @@ def _tomo(args: argparse.Namespace) -> None:
         model=model,
         refine_iterations=args.refine,
     )
-    save_tomogram(out, result.b.numpy(), result.b_vfet.numpy(), series.pixel_size_nm)
+    save_tomogram(out, result.b.numpy(), result.b_vfet.numpy(), result.voxel_size_nm)
     size = result.b.shape[-1]
     print(
         f"wrote {out}: b and b_vfet (3, {size}, {size}, {size}) in T from "
         f"{len(series.angles_x_deg)} x-tilts and {len(series.angles_y_deg)} y-tilts "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"on {result.voxel_size_nm:g} nm voxels in {time.perf_counter() - start:.1f} s"
     )
 
 
@@ -422,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run, amplitude="none", threshold=None)
 
     tomo = commands.add_parser("tomo", help="3D induction from x and y tilt series (VFET + MagNet)")
-    tomo.add_argument("series", help="tilt series .npz (phase_x, angles_x_deg, phase_y, ...)")
+    tomo.add_argument(
+        "series", help="tilt series .npz (phase_x, angles_x_deg, ...) or a recorded session folder"
+    )
     tomo.add_argument("--out", required=True, metavar="B.npz")
     tomo.add_argument("--weights", metavar="W.pt", help="MagNet checkpoint (default: shipped)")
     tomo.add_argument("--refine", type=int, default=0, help="data-consistency iterations")

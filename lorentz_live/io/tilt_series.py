@@ -3,6 +3,10 @@
 A series file is an .npz with ``phase_x`` [n_x, N, N] (rad, tilts about x),
 ``angles_x_deg`` [n_x], ``phase_y`` [n_y, N, N], ``angles_y_deg`` [n_y] and the
 scalar ``pixel_size_nm``; conventions in docs/conventions.md ("Tomography").
+A recorded session folder (docs/session-format.md: ``results.h5`` with
+``phi_m`` [m, h, w] and per-result JSON headers whose ``frame`` metadata carry
+``series_id``, ``series_role`` tilt_x / tilt_y and ``tilt_x_deg`` / ``tilt_y_deg``)
+is read too: the last x and the last y series recorded in it are used.
 The tomogram file holds ``b`` and ``b_vfet`` [3, N, N, N] = (B_x, B_y, B_z) in T
 on [z, y, x] and ``pixel_size_nm``.
 """
@@ -52,9 +56,62 @@ def _series(data, path: Path, axis: str) -> tuple[np.ndarray, np.ndarray]:
     return phase.astype(np.float32), angles
 
 
+def _session_series(path: Path) -> TiltSeries:
+    """The last x and y tilt series of a recorded session folder."""
+    import json
+
+    import h5py
+
+    results = path / "results.h5"
+    if not results.is_file():
+        raise InputError(f"{path}: a session folder needs results.h5 (the engine's phase maps)")
+    try:
+        with h5py.File(results, "r", swmr=True) as f:
+            count = min(len(f["seq"]), len(f["phi_m"]), len(f["header_end"]))
+            ends = f["header_end"][:count]
+            raw = bytes(f["header_json"][: int(ends[-1])]) if count else b""
+            groups: dict[str, dict] = {}
+            for i in range(count):
+                start = int(ends[i - 1]) if i else 0
+                header = json.loads(raw[start : int(ends[i])])
+                frame = header.get("frame", {})
+                role = frame.get("series_role")
+                if role not in ("tilt_x", "tilt_y") or f"{role}_deg" not in frame:
+                    continue
+                group = groups.setdefault(
+                    frame.get("series_id", role),
+                    {"role": role, "index": [], "angles": [], "pixel": header["pixel_size_nm"]},
+                )
+                group["index"].append(i)
+                group["angles"].append(float(frame[f"{role}_deg"]))
+            latest = {}
+            for group in groups.values():  # insertion order = recording order
+                latest[group["role"]] = group
+            if set(latest) != {"tilt_x", "tilt_y"}:
+                raise InputError(
+                    f"{path}: needs a tilt_x and a tilt_y series, found {sorted(latest)}"
+                )
+            phases = {role: f["phi_m"][g["index"]] for role, g in latest.items()}
+    except (OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{results}: not a readable session results file ({exc})") from exc
+    arrays = {
+        "phase_x": phases["tilt_x"],
+        "angles_x_deg": np.asarray(latest["tilt_x"]["angles"]),
+        "phase_y": phases["tilt_y"],
+        "angles_y_deg": np.asarray(latest["tilt_y"]["angles"]),
+    }
+    phase_x, angles_x = _series(arrays, path, "x")
+    phase_y, angles_y = _series(arrays, path, "y")
+    return TiltSeries(phase_x, angles_x, phase_y, angles_y, float(latest["tilt_x"]["pixel"]))
+
+
 def load_tilt_series(path: str | Path) -> TiltSeries:
-    """Read and check a series .npz; every problem is an :class:`InputError` naming it."""
+    """Read and check a series .npz or session folder; problems are :class:`InputError`."""
     path = Path(path)
+    if path.is_dir():
+        return _session_series(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:

@@ -5,8 +5,9 @@ The live engine reconstructs phi_m of every frame; frames whose header says
 with their ``tilt_x_deg`` / ``tilt_y_deg``.  When a series ends (the bridge's
 ``series_end`` message) and a completed series of the other axis exists, the pair
 is reconstructed (VFET + MagNet) on a worker thread and ``on_result`` is called.
-Images are cropped to a centred square and averaged down to at most
-:data:`MAX_SIZE` pixels, so a 512 px camera gives a 128^3 tomogram.  Frames the
+Images are cropped to a centred square; above
+:data:`lorentz_live.tomo.reconstruct.MAX_SIZE` pixels they are binned, so a 512 px
+camera gives a 128^3 tomogram.  Frames the
 live loop dropped are simply missing tilts.
 """
 
@@ -24,8 +25,6 @@ from lorentz_live.tomo.reconstruct import TomoResult, reconstruct_tilt_series
 log = logging.getLogger("lorentz_live.tomo")
 
 ROLES = {"tilt_x": "tilt_x_deg", "tilt_y": "tilt_y_deg"}
-#: Largest tomogram edge, voxels; larger images are averaged down by an integer factor.
-MAX_SIZE = 128
 #: Fewest tilts a series needs to be reconstructed.
 MIN_TILTS = 3
 
@@ -127,17 +126,12 @@ class TiltSeriesCollector:
             phase_x, phase_y = torch.stack(x_series.phases), torch.stack(y_series.phases)
             if phase_x.shape[-1] != phase_y.shape[-1]:
                 raise ValueError(f"x images {phase_x.shape[-1]} px, y images {phase_y.shape[-1]}")
-            factor = max(1, -(-phase_x.shape[-1] // MAX_SIZE))
-            if factor > 1:
-                phase_x = torch.nn.functional.avg_pool2d(phase_x[None], factor)[0]
-                phase_y = torch.nn.functional.avg_pool2d(phase_y[None], factor)[0]
-            voxel_nm = x_series.pixel_size_nm * factor
             result = reconstruct_tilt_series(
                 phase_x,
                 x_series.angles_deg,
                 phase_y,
                 y_series.angles_deg,
-                voxel_nm,
+                x_series.pixel_size_nm,
                 model=self.model,
                 refine_iterations=self.refine_iterations,
             )
@@ -149,6 +143,6 @@ class TiltSeriesCollector:
             "series_y": ids[1],
             "tilts_x": len(x_series.angles_deg),
             "tilts_y": len(y_series.angles_deg),
-            "voxel_size_nm": voxel_nm,
+            "voxel_size_nm": result.voxel_size_nm,
         }
         self.on_result(result, info)

@@ -89,3 +89,61 @@ def test_tomo_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert size == 16 and model.base == 4
     assert torch.load(out, weights_only=False)["steps"] == 2
     assert main(["tomo-train", "--out", str(out), "--size", "20"]) == 2
+
+
+def _write_session(folder: Path, series, angles: list[float]) -> None:
+    """A results.h5 laid out as docs/session-format.md describes (written with h5py only)."""
+    import json
+
+    import h5py
+
+    folder.mkdir()
+    phases, headers = [], []
+    for axis in ("x", "y"):
+        for i, angle in enumerate(angles):
+            phases.append(getattr(series, f"phase_{axis}")[i].numpy())
+            frame = {
+                "series_id": f"s-{axis}",
+                "series_role": f"tilt_{axis}",
+                f"tilt_{axis}_deg": angle,
+            }
+            headers.append({"frame": frame, "pixel_size_nm": LIBRARY_VOXEL_NM, "iterations": 5})
+    movie = {"frame": {"series_id": "m", "series_role": "movie"}, "pixel_size_nm": 5.0}
+    phases.append(phases[0] * 0)
+    headers.append(movie)
+    blobs = [json.dumps(h).encode() for h in headers]
+    with h5py.File(folder / "results.h5", "w") as f:
+        f["phi_m"] = np.stack(phases).astype("<f4")
+        f["seq"] = np.arange(len(phases), dtype=np.int64)
+        f["header_json"] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        f["header_end"] = np.cumsum([len(b) for b in blobs]).astype(np.int64)
+
+
+def test_tomo_reads_the_tilt_series_of_a_recorded_session(tmp_path: Path) -> None:
+    series = sample_series("hopfion", 16, seed=1)
+    keep = limit_indices(45.0)
+    angles = [FULL_ANGLES_DEG[i] for i in keep]
+    limited = type(series)(
+        series.phase_x[keep], series.phase_y[keep], series.induction_t, series.mask, "hopfion"
+    )
+    _write_session(tmp_path / "session", limited, angles)
+    out = tmp_path / "b.npz"
+    assert main(["tomo", str(tmp_path / "session"), "--out", str(out)]) == 0
+    from lorentz_live.io.tilt_series import load_tilt_series
+
+    loaded = load_tilt_series(tmp_path / "session")
+    assert loaded.angles_x_deg.tolist() == angles and loaded.phase_y.shape == (19, 16, 16)
+    np.testing.assert_allclose(loaded.phase_x, limited.phase_x.numpy())
+    (tmp_path / "empty").mkdir()
+    assert main(["tomo", str(tmp_path / "empty"), "--out", str(out)]) == 2
+
+
+def test_large_images_are_binned_to_the_maximum_size() -> None:
+    from lorentz_live.tomo.reconstruct import MAX_SIZE, bin_images
+
+    phase = torch.arange(2 * 300 * 300, dtype=torch.float32).reshape(2, 300, 300)
+    binned, pixel_nm = bin_images(phase, 2.0)
+    assert binned.shape == (2, 100, 100) and pixel_nm == 6.0 and MAX_SIZE >= 100
+    torch.testing.assert_close(binned[0, 0, 0], phase[0, :3, :3].mean())
+    same, same_nm = bin_images(phase[:, :64, :64], 2.0)
+    assert same.shape == (2, 64, 64) and same_nm == 2.0
