@@ -36,7 +36,7 @@ from lorentz_live.tomo.dataset import (  # noqa: E402
 from lorentz_live.tomo.fields import nrmse  # noqa: E402
 from lorentz_live.tomo.magnet import WEIGHTS, load_model, magnet  # noqa: E402
 from lorentz_live.tomo.projector import induction_from_phase  # noqa: E402
-from lorentz_live.tomo.refine import refine  # noqa: E402
+from lorentz_live.tomo.refine import DEFAULT_ITERATIONS, refine  # noqa: E402
 from lorentz_live.tomo.vfet import (  # noqa: E402
     BZ_FUNCTIONS,
     DEFAULT_BZ_METHOD,
@@ -135,7 +135,8 @@ def _report(rows: list[dict], bz_rows: list[dict], ideal: dict, timings: dict, a
         f"*VFET*: with the default low-pass {DEFAULT_WINDOW} x Nyquist, the input of MagNet; "
         f"B_z by `{DEFAULT_BZ_METHOD}` in both.  *wins*: samples where MagNet beats VFET "
         f"(paper) / VFET.  *+refine*: {args.refine_iterations} data-consistency steps after "
-        f"MagNet, on the first {args.refine_samples} test samples (*sub* = the same subset).  "
+        f"MagNet (CGLS on the phase misfit, div B = 0 kept), on the first {args.refine_samples} "
+        "test samples, one of each class (*sub* = the same subset).  "
         "The paper's figures are for its own library at 100³ voxels.",
         "",
         "| limit | noise | VFET (paper) | VFET | MagNet | wins | paper VFET | paper MagNet "
@@ -222,8 +223,8 @@ def main() -> None:
     parser.add_argument("--library-seed", type=int, default=1)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--samples", type=int, help="use only the first SAMPLES test samples")
-    parser.add_argument("--refine-samples", type=int, default=22, help="also refined (slow)")
-    parser.add_argument("--refine-iterations", type=int, default=5)
+    parser.add_argument("--refine-samples", type=int, default=11, help="also refined (slow)")
+    parser.add_argument("--refine-iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats")
     parser.add_argument("--cache", default=str(REPO / "out" / "tomo"))
     parser.add_argument("--no-write", action="store_true", help="print only")

@@ -26,6 +26,7 @@ from lorentz_live.physics import (
     sitie_phase,
     specimen_from_magnetisation,
 )
+from lorentz_live.tomo.refine import DEFAULT_ITERATIONS as REFINE_ITERATIONS
 
 PROG = "lorentz-live"
 MAGNETISATION_SUFFIXES = (".ovf", ".omf")
@@ -427,7 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tomo.add_argument("--out", required=True, metavar="B.npz")
     tomo.add_argument("--weights", metavar="W.pt", help="MagNet checkpoint (default: shipped)")
-    tomo.add_argument("--refine", type=int, default=0, help="data-consistency iterations")
+    tomo.add_argument(
+        "--refine",
+        type=int,
+        default=REFINE_ITERATIONS,
+        help="data-consistency iterations after MagNet (0: none)",
+    )
     tomo.add_argument("--threads", type=int, help="torch CPU threads")
     tomo.set_defaults(handler=_tomo)
 
