@@ -95,3 +95,23 @@ def test_non_cubic_volume_is_refused() -> None:
         project(torch.zeros((8, 8, 9)), [0.0], "x", 1.0)
     with pytest.raises(ValueError, match="tilt axis"):
         project(torch.zeros((8, 8, 8)), [0.0], "z", 1.0)
+
+
+@pytest.mark.parametrize("chirality", [1.0, -1.0])
+def test_untilted_phase_matches_the_2d_film_phase_of_the_engine(chirality: float) -> None:
+    # The tomography phase and the SIPRAD engine's film phase share one sign convention:
+    # a flux-closed vortex disc (no net moment, so periodic and padded boxes agree).
+    from lorentz_live.physics import film_magnetic_phase
+
+    size, voxel_nm, ms = 32, 4.0, 8e5
+    axis = torch.arange(size, dtype=torch.float64) - size // 2
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    disc = ((x**2 + y**2) <= 64).double()
+    psi = torch.atan2(y, x)
+    m = chirality * torch.stack([-torch.sin(psi), torch.cos(psi), torch.zeros_like(psi)]) * disc
+    film = film_magnetic_phase(m, ms, 3 * voxel_nm, voxel_nm)
+    volume = torch.zeros((3, size, size, size), dtype=torch.float64)
+    volume[:, size // 2 - 1 : size // 2 + 2] = MU0_H_PER_M * ms * m[:, None]
+    phase = tilt_phase(volume, [0.0], "x", voxel_nm)[0]
+    difference = (phase - phase.mean()) - (film - film.mean())
+    assert (difference.norm() / (film - film.mean()).norm()).item() < 0.02
