@@ -43,6 +43,7 @@ from lorentz_live.physics import (
     sitie_phase,
     transfer_function,
 )
+from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad.amplitude import (
     MIN_AMPLITUDE,
     AmplitudeMap,
@@ -157,6 +158,15 @@ class SipradState:
 
     All tensors live on the CPU (``state_dict`` copies), so a state can cross
     devices and processes.  ``phase_scale`` (rad) converts the DIP output to phi_m.
+    ``net_input`` : the DIP input [1, 1, H', W'] the weights were fitted with; a
+    warm start given a state whose ``net_input`` is set (and of the right
+    shape) keeps that input instead of the new image's SITIE, so its first
+    iterate is the previous result.
+    ``output_shift_px`` : (dy, dx) translation (periodic, band-limited) applied
+    to the DIP's phase before the forward model: the live loop moves the
+    previous result with the stage drift this way (a strided CNN is
+    shift-equivariant only for multiples of its stride, so shifting its input
+    is not the same).
     """
 
     network: dict[str, Any]
@@ -165,6 +175,8 @@ class SipradState:
     network_config: NetworkConfig
     amplitude_network: dict[str, Any] | None = None
     amplitude_optimiser: dict[str, Any] | None = None
+    net_input: torch.Tensor | None = None
+    output_shift_px: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -406,6 +418,12 @@ class SipradReconstructor:
         else:
             phase_scale = float(sitie.std()) or 1.0
         net_input = (extend(sitie) / phase_scale)[None, None]
+        if (
+            state is not None
+            and state.net_input is not None
+            and tuple(state.net_input.shape) == tuple(net_input.shape)
+        ):
+            net_input = state.net_input.to(self.device, net_input.dtype)
 
         amp_net = amp_opt = amp_input = None
         if cfg.amplitude == "learn":
@@ -445,8 +463,12 @@ class SipradReconstructor:
             assert amp_map is not None
             fixed_amp, fixed_phase_e = extend(amp_map.amplitude), extend(amp_map.phase_e)
 
+        shift_px = (0.0, 0.0) if state is None else state.output_shift_px
+
         def exit_parts(x: torch.Tensor, a_in: torch.Tensor | None):
             phi_m = phase_scale * net(x)[0, 0]
+            if shift_px != (0.0, 0.0):
+                phi_m = fourier_shift(phi_m, shift_px)
             if amp_net is not None:
                 amp = amp_net(a_in)[0, 0].clamp(MIN_AMPLITUDE, 1.0)
                 return (
@@ -543,6 +565,8 @@ class SipradReconstructor:
             if amp_net is None
             else {k: v.detach().cpu().clone() for k, v in amp_net.state_dict().items()},
             amplitude_optimiser=None if amp_opt is None else _to_cpu(amp_opt.state_dict()),
+            net_input=net_input.detach().cpu().clone(),
+            output_shift_px=shift_px,
         )
 
         def cpu(x: torch.Tensor | None) -> torch.Tensor | None:
