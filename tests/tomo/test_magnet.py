@@ -39,7 +39,8 @@ def test_shipped_weights_are_small_and_load(shipped) -> None:
 
 
 def test_magnet_beats_vfet_at_45_degrees_on_the_test_split(shipped) -> None:
-    # the first 6 test samples of the benchmark's library (6 different classes)
+    # the first 6 test samples of the benchmark's library (6 different classes); with the
+    # shipped weights: median ratio 0.76, MagNet better on 6 of 6 (noise-free, +-45 deg)
     model, size = shipped
     vfet_errors, magnet_errors = [], []
     for seed, kind in library(880, size, seed=1, split="test")[:6]:
