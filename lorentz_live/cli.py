@@ -26,6 +26,8 @@ from lorentz_live.physics import (
     sitie_phase,
     specimen_from_magnetisation,
 )
+from lorentz_live.record.cli import add_commands as add_record_commands
+from lorentz_live.record.cli import record_results
 
 PROG = "lorentz-live"
 MAGNETISATION_SUFFIXES = (".ovf", ".omf")
@@ -228,8 +230,9 @@ def _run(args: argparse.Namespace) -> None:
     stats = Path(args.stats) if args.stats else None
     if stats is not None and not stats.parent.exists():
         raise InputError(f"--stats folder does not exist: {stats.parent}")
+    engine = LiveEngine(config)
     runner = LiveRunner(
-        LiveEngine(config),
+        engine,
         args.source,
         results_bind=args.results,
         stats=stats,
@@ -237,6 +240,7 @@ def _run(args: argparse.Namespace) -> None:
         idle_timeout_s=args.idle_timeout,
         status=sys.stderr,
     )
+    pusher = record_results(engine, args.record_results, config, lambda: runner.summary)
     try:
         summary = runner.run()
     except zmq.ZMQError as exc:
@@ -244,6 +248,9 @@ def _run(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         runner.stop()
         summary = runner.summary
+    finally:
+        if pusher is not None:
+            pusher.close()
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
         f"latency p50 {summary.latency_percentile(50):.2f} s "
@@ -336,7 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    run.add_argument(
+        "--record-results", metavar="EP", help="lossless PUSH of every result for a recorder"
+    )
     run.set_defaults(handler=_run, amplitude="none", threshold=None)
+    add_record_commands(commands)
     return parser
 
 

@@ -1,0 +1,200 @@
+"""The recorder process: lossless frames (bridge) and results (engine) -> a session.
+
+Frames come from the bridge's PUSH path (``--record-bind``) through a
+:class:`~acquisition_bridge.transport.Subscriber` in ``"all"`` mode, results from
+the engine's ``--record-results`` PUSH path; both are appended by one
+:class:`SessionWriter`.  A frame is acknowledged (counted in the status line)
+only once it is on disk.  While the writer is behind the camera, frames are
+stored uncompressed, so the recording keeps up without losing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import IO
+
+import zmq
+
+from acquisition_bridge.protocol import DEFAULT_LIMITS, END_OF_STREAM, FRAME, ProtocolError
+from acquisition_bridge.results import decode_result
+from acquisition_bridge.transport import Subscriber
+from lorentz_live.record.live import CONFIG_KEY, RECORD_RESULTS_HWM
+from lorentz_live.record.writer import SessionWriter
+
+log = logging.getLogger("lorentz_live.record")
+
+#: Frames waiting in the receive queue above which new frames are stored uncompressed.
+BACKLOG_UNCOMPRESSED = 2
+
+
+@dataclass
+class RecordSummary:
+    frames: int = 0
+    results: int = 0
+    missed: int = 0
+    rejected: int = 0
+    uncompressed: int = 0
+    wall_s: float = 0.0
+    ended_by: str = ""
+    error: str | None = None
+
+
+class Recorder:
+    """Record a bridge's frames and/or an engine's results into ``writer`` until told to stop.
+
+    Parameters
+    ----------
+    writer : the new session.
+    source : the bridge's lossless endpoint (its ``--record-bind``), or ``None``.
+    results : the engine's ``--record-results`` endpoint, or ``None``.
+    max_frames : stop after this many frames.
+    results_grace_s : after the source's end_of_stream, wait this long for late
+        results (the engine lags the camera) before stopping.
+    idle_timeout_s : stop after this long without any message (``None``: never).
+    status : stream for the status line, every ``status_s`` (0: after every frame).
+    """
+
+    def __init__(
+        self,
+        writer: SessionWriter,
+        *,
+        source: str | None,
+        results: str | None = None,
+        max_frames: int | None = None,
+        results_grace_s: float = 5.0,
+        idle_timeout_s: float | None = None,
+        status: IO[str] | None = None,
+        status_s: float = 1.0,
+    ) -> None:
+        if source is None and results is None:
+            raise ValueError("nothing to record: give a source and/or a results endpoint")
+        self.writer = writer
+        self.source = source
+        self.results = results
+        self.max_frames = max_frames
+        self.results_grace_s = results_grace_s
+        self.idle_timeout_s = idle_timeout_s
+        self.status = status
+        self.status_s = status_s
+        self.summary = RecordSummary()
+        self._stop = False
+        self._config: object = None
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self) -> RecordSummary:
+        summary, writer = self.summary, self.writer
+        start = last_message = time.monotonic()
+        last_status = 0.0
+        ended_at: float | None = None
+        frames = Subscriber(self.source, mode="all") if self.source else None
+        pull = None
+        if self.results:
+            pull = zmq.Context.instance().socket(zmq.PULL)
+            pull.linger = 0
+            pull.rcvhwm = RECORD_RESULTS_HWM
+            pull.connect(self.results)
+        try:
+            while not self._stop:
+                busy = False
+                if frames is not None and ended_at is None:
+                    message = frames.recv(timeout_s=0.02 if pull is not None else 0.1)
+                    if message is not None:
+                        busy = True
+                        ended = self._frame_message(message, frames)
+                        if ended:
+                            ended_at = time.monotonic()
+                if pull is not None and pull.poll(0 if busy else 20, zmq.POLLIN):
+                    busy = True
+                    self._result_message(pull.recv_multipart(copy=False))
+                now = time.monotonic()
+                if busy:
+                    last_message = now
+                if writer.error is not None:
+                    summary.ended_by, summary.error = "error", writer.error
+                    break
+                if self.max_frames is not None and summary.frames >= self.max_frames:
+                    summary.ended_by = f"{self.max_frames} frames"
+                    break
+                if ended_at is not None and (
+                    pull is None or now - max(ended_at, last_message) > self.results_grace_s
+                ):
+                    summary.ended_by = "end of stream"
+                    break
+                if self.idle_timeout_s is not None and now - last_message > self.idle_timeout_s:
+                    summary.ended_by = f"nothing for {self.idle_timeout_s:g} s"
+                    break
+                if (
+                    self.status is not None
+                    and (busy or now - last_status > 1.0)
+                    and (now - last_status >= self.status_s)
+                ):
+                    last_status = now
+                    self._print_status(now - start)
+            else:
+                summary.ended_by = summary.ended_by or "stopped"
+        finally:
+            summary.wall_s = time.monotonic() - start
+            if frames is not None:
+                frames.close()
+            if pull is not None:
+                pull.close(linger=0)
+        if self.status is not None:
+            self._print_status(summary.wall_s, final=True)
+        return summary
+
+    def _frame_message(self, message, frames: Subscriber) -> bool:
+        """Record one message of the frame path; True at end_of_stream."""
+        summary = self.summary
+        stats = frames.stats
+        if stats.missed > summary.missed:
+            self.writer.add_event(
+                {
+                    "kind": "gap",
+                    "frames_missed": stats.missed - summary.missed,
+                    "before_seq": message.seq,
+                }
+            )
+            summary.missed = stats.missed
+        summary.rejected = stats.rejected_total
+        if message.kind != FRAME:
+            self.writer.add_event(message.header)
+            return message.kind == END_OF_STREAM
+        backlog = stats.frames - stats.delivered
+        compress = backlog <= BACKLOG_UNCOMPRESSED
+        if self.writer.add_frame(message.pixels, message.header, compress=compress):
+            summary.frames += 1
+            summary.uncompressed += not compress
+        return False
+
+    def _result_message(self, parts) -> None:
+        try:
+            result = decode_result(parts, DEFAULT_LIMITS)
+        except ProtocolError as error:
+            self.summary.rejected += 1
+            log.warning("rejected a result message (%s)", error)
+            return
+        header = dict(result.header)
+        config = header.pop(CONFIG_KEY, None)
+        if config is not None and config != self._config:
+            self._config = config
+            self.writer.set_engine_config(config)
+        for key in ("protocol", "kind", "arrays"):
+            header.pop(key, None)
+        if self.writer.add_result(header, result.arrays):
+            self.summary.results += 1
+
+    def _print_status(self, elapsed_s: float, *, final: bool = False) -> None:
+        summary, stats = self.summary, self.writer.stats
+        rate = stats.bytes_written / elapsed_s / 1e6 if elapsed_s > 0 else 0.0
+        line = (
+            f"recorded frames {summary.frames} (last seq {stats.last_frame_seq})"
+            f"  results {summary.results}  MB/s {rate:.1f}  uncompressed {summary.uncompressed}"
+            f"  missed {summary.missed}  rejected {summary.rejected}"
+        )
+        if final:
+            line = f"done: {line}  ({summary.ended_by})"
+        print(line, file=self.status, flush=True)
