@@ -97,6 +97,9 @@ class Recorder:
             pull.linger = 0
             pull.rcvhwm = RECORD_RESULTS_HWM
             pull.connect(self.results)
+        if self.status is not None:
+            inputs = " and ".join(filter(None, (self.source, self.results)))
+            print(f"recording {inputs} into {writer.folder}", file=self.status, flush=True)
         try:
             while not self._stop:
                 busy = False
