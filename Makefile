@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint bench bench-physics bench-accuracy bench-transport bench-live clean
+.PHONY: demo test lint bench bench-physics bench-accuracy bench-transport bench-live bench-record clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ lint: $(VENV)/.dev
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-bench: bench-physics bench-accuracy bench-transport bench-live
+bench: bench-physics bench-accuracy bench-transport bench-live bench-record
 
 bench-physics: $(VENV)/.dev
 	$(PY) benchmarks/physics.py
@@ -52,6 +52,9 @@ bench-accuracy: $(VENV)/.dev
 
 bench-live: $(VENV)/.dev
 	$(PY) benchmarks/live.py
+
+bench-record: $(VENV)/.dev
+	$(PY) benchmarks/record.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -142,6 +142,8 @@ class ReplaySource(Source):
         if delay > timeout_s:
             time.sleep(max(timeout_s, 0.0))
             return False
+        if delay < 0:  # late (the publisher stalled): keep the recorded spacing, no burst
+            self._start -= delay
         time.sleep(max(delay, 0.0))
         return True
 

@@ -128,4 +128,4 @@ def acknowledged(line: str) -> int | None:
     """Frames a recorder status line says are on disk."""
     if "recorded frames" not in line:
         return None
-    return int(line.split("recorded frames", 1)[1].split()[0])
+    return int(line.split("recorded frames", 1)[1].split(maxsplit=1)[0])

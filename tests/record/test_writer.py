@@ -21,12 +21,16 @@ def _header(seq: int) -> dict:
 
 def test_frames_and_results_read_back_with_plain_h5py(tmp_path) -> None:
     frames = stack_frames(4, (37, 53))  # odd, non-square: catches transposed bands
-    maps = {name: np.random.default_rng(1).normal(size=(37, 53)) for name in ("phi_m", "b_x", "b_y")}
+    maps = {
+        name: np.random.default_rng(1).normal(size=(37, 53)) for name in ("phi_m", "b_x", "b_y")
+    }
     with SessionWriter(tmp_path / "s", compression_threads=2) as writer:
         for seq, pixels in enumerate(frames):
             # compressed and uncompressed chunks mixed in one dataset
             assert writer.add_frame(pixels, _header(seq), compress=seq % 2 == 0)
-        assert writer.add_result({"seq": 2, "timestamp_ns": 5, "iterations": 7}, {**maps, "loss": [3.0, 2.0]})
+        assert writer.add_result(
+            {"seq": 2, "timestamp_ns": 5, "iterations": 7}, {**maps, "loss": [3.0, 2.0]}
+        )
         assert writer.stats.uncompressed_frames == 2
     with h5py.File(tmp_path / "s" / "frames.h5", "r") as handle:  # no lorentz_live code
         np.testing.assert_array_equal(handle["pixels"][()], frames)
