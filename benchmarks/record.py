@@ -120,6 +120,8 @@ def record_run(stack_path: Path, folder: Path, fps: float, frames: int) -> dict:
     sent_fps = float(done.split("fps")[1].split()[0])
     dropped = int(done.split("record-dropped")[1].split()[0])
     final = out.strip().splitlines()[-1]
+    if not final.startswith("done:"):
+        raise RuntimeError(f"recorder did not finish: {final}\n{err[-2000:]}")
     with SessionReader(folder) as reader:
         seqs = [header["seq"] for header in reader.frame_headers]
         stamps = [header["timestamp_ns"] for header in reader.frame_headers]
@@ -216,6 +218,11 @@ def bench_reprocess(args: argparse.Namespace, scratch: Path) -> str:
                 for i in range(reader.result_count)
             ]
             iterations = [header["iterations"] for header in reader.result_headers]
+            compute = [header["compute_s"] for header in reader.result_headers]
+            cold = [not header["warm"] for header in reader.result_headers]
+            cold_fraction = sum(
+                c for c, is_cold in zip(compute, cold, strict=True) if is_cold
+            ) / sum(compute)
         walls[workers] = summary.wall_s
         rows.append(
             f"| {name} | {summary.chunks} × {chunk_frames} | {summary.wall_s:.1f} | "
@@ -223,6 +230,23 @@ def bench_reprocess(args: argparse.Namespace, scratch: Path) -> str:
             f"{sum(iterations)} |"
         )
     speedup = walls[1] / walls[2]
+    per_frame = walls[0] / count
+    night = round(args.fps * 3600 * 8)
+
+    def scale(side: int) -> float:
+        return (side / size) ** 2
+
+    scenarios = [
+        (f"every frame, {args.size}²", night, scale(args.size)),
+        (f"1 frame per second, {args.size}²", 8 * 3600, scale(args.size)),
+        ("1 frame per second, binned to 512²", 8 * 3600, scale(512)),
+    ]
+    plan_rows = "\n".join(
+        f"| {name} | {frames:,} | {frames * per_frame * factor / 3600:,.0f} | "
+        f"{math.ceil(frames * per_frame * factor / (12 * 3600)):,} |"
+        for name, frames, factor in scenarios
+    )
+    cold_share = cold_fraction
     return f"""
 {count} frames of a simulated field-cooling movie ({size}² px, 200 e/px, bubbles from the
 first frame), default `LiveConfig` (cold start on each chunk's first frame, warm after),
@@ -239,18 +263,27 @@ changes accuracy by the amount in the table.
 
 ### Cluster plan (on paper)
 
-From the figures above and the recording section: a night of in-situ recording at
-{args.fps:g} fps of {args.size}² uint16 frames is {args.fps * 3600 * 8:,.0f} frames and
-{args.size**2 * 2 * args.fps * 3600 * 8 / 1e12:.1f} TB raw (8 h).  Scientists reprocess
-the frames they need, typically a movie subsampled to 1 fps: {3600 * 8:,} frames.  At
-the measured {walls[0] / count:.2f} s/frame ({size}² px, CPU, 1 thread) and SIPRAD cost
-growing with the pixel count, a {args.size}² frame costs ≈ {walls[0] / count * (args.size / size) ** 2:.0f} s
-on one CPU thread; the same {3600 * 8:,} frames by the next morning (8 h) need ≈
-{math.ceil(walls[0] / count * (args.size / size) ** 2 * 3600 * 8 / (8 * 3600)):,} such workers, so at full
-size the plan is GPU workers: docs/benchmarks.md's SIPRAD speed section gives the
-per-iteration GPU figure to turn this into a GPU count.  The session folder must be on a
-file system every worker sees (NFS, Lustre); each task reads only its frames (HDF5
-chunks of row bands) and returns its maps to the client, which writes them in order.
+A night of in-situ recording (8 h at {args.fps:g} fps, {args.size}² uint16) is
+{night:,} frames, {night * args.size**2 * 2 / 1e12:.1f} TB uncompressed.  Cost per frame scales with the
+pixel count (SIPRAD section: ×13.7 from 128² to 512², ×16 pixels), so from the
+sequential run's {per_frame:.2f} s per frame at {size}² (CPU, 1 thread, warm frames
+after one cold start), one CPU thread needs ≈ {per_frame * scale(512):.0f} s per 512² frame and
+≈ {per_frame * scale(args.size):,.0f} s per {args.size}² frame.  Workers (1 CPU thread each) to
+reprocess within 12 h:
+
+| what is reprocessed | frames | CPU-thread hours | workers for 12 h |
+|---|---|---|---|
+{plan_rows}
+
+Full-resolution reprocessing of a whole night is therefore a GPU job: the same
+chunked tasks run on GPU workers (`--device cuda`, one worker per GPU); no GPU
+figure was measured on this machine, so the GPU count is left to the first run on
+one (s/frame on the GPU × frames / 43 200 s).  The session folder must be on a
+file system every worker sees (NFS, Lustre, ...); each task opens the session
+read-only and reads only its frames (row-band chunks), returns its maps to the
+client, which writes them in frame order.  With chunks of a few hundred frames
+the cold start per chunk (about {cold_share:.0%} of a chunk's time in the 2-worker run above)
+is negligible.
 """
 
 
