@@ -157,6 +157,7 @@ def bench_record(args: argparse.Namespace, scratch: Path) -> str:
     gzip_fps, gzip_ratio = writer_rate(stack, scratch / "w-gzip", compress=True, count=40)
     raw_fps, _ = writer_rate(stack, scratch / "w-raw", compress=False, count=40)
     raw_mb_s = size * size * 2 * fps / 1e6
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
     lost = run["sent"] - run["recorded"]
     return f"""
 {size}² uint16 frames (Poisson, 200 e/px, {size * size * 2 / 2**20:.0f} MiB each) at {fps:g} fps
@@ -174,9 +175,11 @@ def bench_record(args: argparse.Namespace, scratch: Path) -> str:
 
 Writer alone (in process, 40 frames of the same size, fsync per frame): compressed
 (shuffle + gzip 1 in {os.cpu_count()} threads) {gzip_fps:.1f} frames/s at {gzip_ratio:.2f} of the raw
-size; uncompressed {raw_fps:.1f} frames/s.  The recorder compresses while it keeps up and
-stores frames uncompressed while more than 2 wait, so recording stays lossless above
-the gzip rate as long as the uncompressed rate ({raw_fps * size * size * 2 / 1e6:.0f} MB/s here) exceeds the camera's.
+size; uncompressed {raw_fps:.1f} frames/s ({raw_fps * size * size * 2 / 1e6:.0f} MB/s).  The recorder compresses
+while it keeps up and stores frames uncompressed while more than 2 wait; if it is
+still slower than the camera, the lossless path makes the bridge wait (its rate above
+falls below {fps:g} fps) instead of losing frames.  Load average during the run:
+{load}.
 
 Recorder's last line: `{run["recorder_line"]}`
 """

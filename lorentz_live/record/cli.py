@@ -33,6 +33,7 @@ def _record(args: argparse.Namespace) -> None:
         results=args.results,
         max_frames=args.frames,
         idle_timeout_s=args.idle_timeout,
+        results_grace_s=args.results_grace,
         status=sys.stdout,
         status_s=args.status_s,
     )
@@ -134,6 +135,12 @@ def add_commands(commands: Any) -> None:
     record.add_argument("--out", required=True, metavar="SESSION", help="new session folder")
     record.add_argument("--frames", type=int, help="stop after this many frames")
     record.add_argument("--idle-timeout", type=float, help="stop after this long without data, s")
+    record.add_argument(
+        "--results-grace",
+        type=float,
+        default=60.0,
+        help="after the end of stream, wait up to this long for late results, s",
+    )
     record.add_argument("--status-s", type=float, default=1.0, help="status line interval, s")
     record.set_defaults(handler=_record)
 

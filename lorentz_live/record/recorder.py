@@ -50,8 +50,9 @@ class Recorder:
     source : the bridge's lossless endpoint (its ``--record-bind``), or ``None``.
     results : the engine's ``--record-results`` endpoint, or ``None``.
     max_frames : stop after this many frames.
-    results_grace_s : after the source's end_of_stream, wait this long for late
-        results (the engine lags the camera) before stopping.
+    results_grace_s : after the source's end_of_stream, wait for the result of the
+        last frame (the engine lags the camera), but stop once no result came for
+        this long.
     idle_timeout_s : stop after this long without any message (``None``: never).
     status : stream for the status line, every ``status_s`` (0: after every frame).
     """
@@ -63,7 +64,7 @@ class Recorder:
         source: str | None,
         results: str | None = None,
         max_frames: int | None = None,
-        results_grace_s: float = 5.0,
+        results_grace_s: float = 60.0,
         idle_timeout_s: float | None = None,
         status: IO[str] | None = None,
         status_s: float = 1.0,
@@ -123,7 +124,9 @@ class Recorder:
                     summary.ended_by = f"{self.max_frames} frames"
                     break
                 if ended_at is not None and (
-                    pull is None or now - max(ended_at, last_message) > self.results_grace_s
+                    pull is None
+                    or self._last_result_in()
+                    or now - last_message > self.results_grace_s
                 ):
                     summary.ended_by = "end of stream"
                     break
@@ -148,6 +151,13 @@ class Recorder:
         if self.status is not None:
             self._print_status(summary.wall_s, final=True)
         return summary
+
+    def _last_result_in(self) -> bool:
+        """True once the result of the last recorded frame is recorded."""
+        stats = self.writer.stats
+        return stats.last_result_seq is not None and stats.last_result_seq >= (
+            stats.last_frame_seq or 0
+        )
 
     def _frame_message(self, message, frames: Subscriber) -> bool:
         """Record one message of the frame path; True at end_of_stream."""
