@@ -137,6 +137,8 @@ def test_engine_results_reach_the_session_through_run_record_results(tmp_path) -
     engine = LiveEngine(config)
     pusher = record_results(engine, "tcp://127.0.0.1:*", config, lambda: None)
     writer = SessionWriter(tmp_path / "s")
+    in_process = SessionWriter(tmp_path / "button")  # the viewer's record button: same writer
+    engine.add_listener(in_process.listener())
     recorder = Recorder(writer, source=None, results=pusher.address, idle_timeout_s=60.0)
     thread = threading.Thread(target=recorder.run)
     thread.start()
@@ -150,6 +152,10 @@ def test_engine_results_reach_the_session_through_run_record_results(tmp_path) -
         thread.join(60)
         pusher.close()
         writer.close()
+        in_process.close()
+    with SessionReader(tmp_path / "button") as button:
+        np.testing.assert_array_equal(button.result(1)[0]["b_x"], live[1].b_x.numpy())
+        assert "dropped_so_far" not in button.result_headers[1]  # no runner counters in process
     with SessionReader(tmp_path / "s") as reader:
         assert reader.result_count == 2
         maps, header = reader.result(1)
