@@ -13,8 +13,8 @@ from tests.record.conftest import acknowledged, bridge_replay, recorder
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.mark.parametrize("kill_after", [3, 11])
-def test_sigkill_leaves_every_acknowledged_frame(tmp_path, stack, kill_after) -> None:
+def test_sigkill_leaves_every_acknowledged_frame(tmp_path, stack) -> None:
+    kill_after = 7  # the kill lands wherever the writer is: frames come at 40 fps
     path, frames = stack
     record = free_loopback_endpoint()
     out = tmp_path / "session"

@@ -91,8 +91,8 @@ writer.close()
 """
 
 
-@pytest.mark.parametrize("limit_mib", [1, 3])
-def test_a_full_disk_gives_one_clear_line_and_a_readable_session(tmp_path, limit_mib) -> None:
+def test_a_full_disk_gives_one_clear_line_and_a_readable_session(tmp_path) -> None:
+    limit_mib = 2
     folder = tmp_path / "s"
     run = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(FILLER), str(folder), str(limit_mib * 2**20)],
