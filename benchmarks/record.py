@@ -237,6 +237,7 @@ def bench_reprocess(args: argparse.Namespace, scratch: Path) -> str:
             f"{sum(iterations)} |"
         )
     speedup = walls[1] / walls[2]
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
     per_frame = statistics.median(warm_s)
     night = round(args.fps * 3600 * 8)
 
@@ -265,8 +266,9 @@ first frame), default `LiveConfig` but cold starts capped at {args.cold_iteratio
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-2 workers vs 1: {speedup:.2f}× on this machine's {os.cpu_count()} cores (shared with other
-jobs during the run).  Chunking costs each chunk a cold start (more iterations) and
+2 workers vs 1: {speedup:.2f}× on this machine's {os.cpu_count()} cores, shared with other
+jobs during the run (load average at the end: {load}); Dask wall times include
+starting the cluster (about 10 s here).  Chunking costs each chunk a cold start (more iterations) and
 changes accuracy by the amount in the table.
 
 ### Cluster plan (on paper)

@@ -19,6 +19,7 @@ import numpy as np
 import zmq
 
 from acquisition_bridge.results import encode_result
+from acquisition_bridge.transport import RECORD_LINGER_S
 from lorentz_live.live.engine import LiveResult
 from lorentz_live.live.runner import RunSummary, result_arrays, result_header
 from lorentz_live.record.writer import RESULT_MAPS
@@ -75,13 +76,19 @@ class ResultPusher:
         )
         self._timeout_ms = max(0, round(timeout_s * 1000))
         self._ready = True
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        # a context of its own: close() terminates it, which waits (up to
+        # RECORD_LINGER_S) until the recorder has the results still queued
+        self._context = context or zmq.Context()
+        self._own_context = context is None
+        self._socket = self._context.socket(zmq.PUSH)
         self._socket.linger = 0
         self._socket.sndhwm = RECORD_RESULTS_HWM
         try:
             self._socket.bind(bind)
         except zmq.ZMQError:
             self._socket.close()
+            if self._own_context:
+                self._context.term()
             raise
         self.address: str = self._socket.last_endpoint.decode()
 
@@ -129,4 +136,7 @@ class ResultPusher:
         return push
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        """Close, delivering queued results to a connected recorder for up to RECORD_LINGER_S."""
+        self._socket.close(linger=round(RECORD_LINGER_S * 1000))
+        if self._own_context:
+            self._context.term()
