@@ -23,6 +23,8 @@ def _record(args: argparse.Namespace) -> None:
         raise InputError("give --source (the bridge's --record-bind) and/or --results")
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames must be >= 1, got {args.frames}")
+    if args.buffer_frames < 1:
+        raise InputError(f"--buffer-frames must be >= 1, got {args.buffer_frames}")
     try:
         writer = SessionWriter(args.out, command=" ".join(sys.argv))
     except RecordError as exc:
@@ -36,6 +38,7 @@ def _record(args: argparse.Namespace) -> None:
         results_grace_s=args.results_grace,
         status=sys.stdout,
         status_s=args.status_s,
+        buffer_frames=args.buffer_frames,
     )
     # SIGTERM (a process manager) ends the recording cleanly, like Ctrl-C
     previous = signal.signal(signal.SIGTERM, lambda *_: recorder.stop())
@@ -140,6 +143,12 @@ def add_commands(commands: Any) -> None:
         type=float,
         default=60.0,
         help="after the end of stream, wait up to this long for late results, s",
+    )
+    record.add_argument(
+        "--buffer-frames",
+        type=int,
+        default=64,
+        help="frames held in memory while the disk stalls (2 queues of this length)",
     )
     record.add_argument("--status-s", type=float, default=1.0, help="status line interval, s")
     record.set_defaults(handler=_record)

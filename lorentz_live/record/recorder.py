@@ -55,6 +55,10 @@ class Recorder:
         this long.
     idle_timeout_s : stop after this long without any message (``None``: never).
     status : stream for the status line, every ``status_s`` (0: after every frame).
+    buffer_frames : length of each of the two receive queues (ZeroMQ's and the
+        hand-over queue) that fill while the disk stalls: 64 holds up to 128 frames,
+        1 GiB of 2048² uint16 or 5 s at 25 fps, before the bridge waits (and after
+        its 1 s timeout drops).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Recorder:
         idle_timeout_s: float | None = None,
         status: IO[str] | None = None,
         status_s: float = 1.0,
+        buffer_frames: int = 64,
     ) -> None:
         if source is None and results is None:
             raise ValueError("nothing to record: give a source and/or a results endpoint")
@@ -79,6 +84,7 @@ class Recorder:
         self.idle_timeout_s = idle_timeout_s
         self.status = status
         self.status_s = status_s
+        self.buffer_frames = buffer_frames
         self.summary = RecordSummary()
         self._stop = False
         self._config: object = None
@@ -91,7 +97,11 @@ class Recorder:
         start = last_message = time.monotonic()
         last_status = 0.0
         ended_at: float | None = None
-        frames = Subscriber(self.source, mode="all") if self.source else None
+        frames = (
+            Subscriber(self.source, mode="all", queue_size=self.buffer_frames)
+            if self.source
+            else None
+        )
         pull = None
         if self.results:
             pull = zmq.Context.instance().socket(zmq.PULL)

@@ -164,11 +164,14 @@ def _run_on_dask(  # noqa: PLR0917 (private helper of reprocess)
         ) from None
     cluster = None
     if scheduler is None:
+        # loopback only; the scheduler's HTTP server (always started) on a free port
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
             silence_logs=40,
         )
     try:
