@@ -157,6 +157,7 @@ def _run_on_dask(  # noqa: PLR0917 (private helper of reprocess)
     write: Callable[[ChunkResult, tuple[int, int]], None],
 ) -> None:
     try:
+        import dask
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise InputError(
@@ -164,16 +165,24 @@ def _run_on_dask(  # noqa: PLR0917 (private helper of reprocess)
         ) from None
     cluster = None
     if scheduler is None:
-        # loopback only; the scheduler's HTTP server (always started) on a free port
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            scheduler_kwargs={"dashboard": False},
-            silence_logs=40,
-        )
+        # loopback only; the scheduler's HTTP server (always started) on a free port.
+        # Workers without the statistical profiler (it samples the torch loop's stack
+        # every 10 ms) and with glibc's default malloc trimming (Dask's 64 KiB
+        # threshold returns torch's freed buffers to the OS at every iteration).
+        settings = {
+            "distributed.worker.profile.enabled": False,
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 128 * 2**20,
+        }
+        with dask.config.set(settings):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
+                silence_logs=40,
+            )
     try:
         client = Client(cluster if cluster is not None else scheduler, timeout=30)
     except OSError as exc:
