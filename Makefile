@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint bench bench-physics bench-accuracy bench-transport bench-live bench-record clean
+.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-transport bench-live bench-record clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,14 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy lorentz_live acquisition_bridge
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# the fault-injection suite, writing its table of case / expected / observed
+reliability: $(VENV)/.dev
+	RELIABILITY_REPORT=docs/reliability.md QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/faults -q
 
 bench: bench-physics bench-accuracy bench-transport bench-live bench-record
 
@@ -57,4 +62,4 @@ bench-record: $(VENV)/.dev
 	$(PY) benchmarks/record.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache

@@ -38,15 +38,15 @@ def result_record(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header and arrays a session stores for one engine result.
 
-    The header is the results-stream header (``result_header``) plus ``seq``,
-    ``timestamp_ns`` and ``method``; without the runner's ``summary`` the
+    The header is the results-stream header (``result_header``, which names the
+    ``method``) plus ``seq`` and ``timestamp_ns``; without the runner's ``summary`` the
     run-level counters (dropped and bad frames so far) are left out.
     """
     header = result_header(result, summary or RunSummary(), summary.dropped if summary else 0)
     if summary is None:
         header.pop("dropped_so_far")
         header.pop("bad_frames_so_far")
-    header.update(seq=result.seq, timestamp_ns=result.timestamp_ns, method="siprad")
+    header.update(seq=result.seq, timestamp_ns=result.timestamp_ns)
     arrays = {
         name: values for name, (values, _) in result_arrays(result).items() if name in RESULT_MAPS
     }

@@ -24,7 +24,7 @@ import numpy as np
 from acquisition_bridge.sources import SourceError
 from acquisition_bridge.sources.session import SessionFrames
 from lorentz_live.errors import InputError
-from lorentz_live.live.engine import Frame, LiveConfig, LiveEngine
+from lorentz_live.live import LiveConfig, LiveEngine, LiveFrame
 from lorentz_live.physics import MicroscopeParams
 from lorentz_live.record.live import result_record
 from lorentz_live.record.writer import SessionWriter
@@ -62,7 +62,7 @@ def reconstruct_chunk(
     try:
         for index in range(start, stop):
             header = frames.headers[index]
-            frame = Frame(
+            frame = LiveFrame(
                 image=np.asarray(frames.pixels[index]),
                 params=MicroscopeParams.from_mapping(header, ignore_unknown=True),
                 seq=int(header["seq"]),
@@ -70,7 +70,7 @@ def reconstruct_chunk(
                 metadata={"frame_index": index},
             )
             try:
-                result = engine.process(frame)
+                result = engine.process(frame)  # warm-started SIPRAD
             except InputError:
                 continue
             record, arrays = result_record(result)

@@ -43,6 +43,7 @@ from lorentz_live.physics import (
     sitie_phase,
     transfer_function,
 )
+from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad.amplitude import (
     MIN_AMPLITUDE,
     AmplitudeMap,
@@ -157,6 +158,15 @@ class SipradState:
 
     All tensors live on the CPU (``state_dict`` copies), so a state can cross
     devices and processes.  ``phase_scale`` (rad) converts the DIP output to phi_m.
+    ``net_input`` : the DIP input [1, 1, H', W'] the weights were fitted with; a
+    warm start given a state whose ``net_input`` is set (and of the right
+    shape) keeps that input instead of the new image's SITIE, so its first
+    iterate is the previous result.
+    ``output_shift_px`` : (dy, dx) translation (periodic, band-limited) applied
+    to the DIP's phase before the forward model: the live loop moves the
+    previous result with the stage drift this way (a strided CNN is
+    shift-equivariant only for multiples of its stride, so shifting its input
+    is not the same).
     """
 
     network: dict[str, Any]
@@ -165,6 +175,8 @@ class SipradState:
     network_config: NetworkConfig
     amplitude_network: dict[str, Any] | None = None
     amplitude_optimiser: dict[str, Any] | None = None
+    net_input: torch.Tensor | None = None
+    output_shift_px: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -180,7 +192,9 @@ class SipradResult:
     sitie : the SITIE phase used as the DIP input, rad.
     amplitude, phase_e : the amplitude map and phi_e (rad), or None.
     loss : image MSE per main-loop iteration (mean-normalised units).
-    iterations : main-loop iterations used.  stop_reason : why it stopped.
+    iterations : main-loop iterations used.  stop_reason : why it stopped
+        (``"max_iterations"``: the iteration cap was reached before convergence).
+    pretrain_iterations : pre-training iterations run (0 for a warm start).
     noise : the noise estimate used by the discrepancy principle.
     target : the misfit the discrepancy principle stops at (noise power passed
         by the loss, times ``discrepancy_factor``).
@@ -205,6 +219,7 @@ class SipradResult:
     target: float
     state: SipradState
     seconds: float
+    pretrain_iterations: int = 0
 
 
 def validate_image(image: Any) -> torch.Tensor:
@@ -329,6 +344,7 @@ class SipradReconstructor:
         observe: ObserveCallback | None = None,
         observe_every: int = 50,
         deadline: float | None = None,
+        pretrain_progress: ProgressCallback | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -343,7 +359,11 @@ class SipradReconstructor:
             ``observe_every`` iterations with the current unsmoothed phi_m [H, W], rad.
         deadline : ``time.perf_counter()`` value at which the main loop stops
             (stop reason ``"time budget"``) and returns its current iterate; the
-            live loop's per-frame budget.  Pre-training is not cut short.
+            live loop's per-frame budget.  Pre-training (cold starts) stops
+            when half of the time to the deadline has passed (at least one
+            iteration; ``pretrain_iterations`` in the result says how many ran).
+        pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
+            during pre-training.
 
         Returns
         -------
@@ -406,6 +426,12 @@ class SipradReconstructor:
         else:
             phase_scale = float(sitie.std()) or 1.0
         net_input = (extend(sitie) / phase_scale)[None, None]
+        if (
+            state is not None
+            and state.net_input is not None
+            and tuple(state.net_input.shape) == tuple(net_input.shape)
+        ):
+            net_input = state.net_input.to(self.device, net_input.dtype)
 
         amp_net = amp_opt = amp_input = None
         if cfg.amplitude == "learn":
@@ -428,8 +454,14 @@ class SipradReconstructor:
                 x.shape, generator=generator, device=x.device, dtype=x.dtype
             )
 
+        pretrained = 0
         if state is None:
+            # pre-training may use half of the time left before the deadline
+            now = time.perf_counter()
+            pretrain_end = None if deadline is None else now + (deadline - now) / 2.0
             for _ in range(cfg.pretrain_iterations):
+                if pretrain_end is not None and pretrained and time.perf_counter() >= pretrain_end:
+                    break
                 optimiser.zero_grad(set_to_none=True)
                 loss = torch.mean((net(noisy(net_input)) - net_input) ** 2)
                 if amp_net is not None:
@@ -439,14 +471,21 @@ class SipradReconstructor:
                 optimiser.step()
                 if amp_opt is not None:
                     amp_opt.step()
+                pretrained += 1
+                if pretrain_progress is not None:
+                    pretrain_progress(pretrained, cfg.pretrain_iterations, float(loss.detach()))
 
         fixed_amp = fixed_phase_e = None
         if cfg.amplitude == "threshold":
             assert amp_map is not None
             fixed_amp, fixed_phase_e = extend(amp_map.amplitude), extend(amp_map.phase_e)
 
+        shift_px = (0.0, 0.0) if state is None else state.output_shift_px
+
         def exit_parts(x: torch.Tensor, a_in: torch.Tensor | None):
             phi_m = phase_scale * net(x)[0, 0]
+            if shift_px != (0.0, 0.0):
+                phi_m = fourier_shift(phi_m, shift_px)
             if amp_net is not None:
                 amp = amp_net(a_in)[0, 0].clamp(MIN_AMPLITUDE, 1.0)
                 return (
@@ -543,6 +582,8 @@ class SipradReconstructor:
             if amp_net is None
             else {k: v.detach().cpu().clone() for k, v in amp_net.state_dict().items()},
             amplitude_optimiser=None if amp_opt is None else _to_cpu(amp_opt.state_dict()),
+            net_input=net_input.detach().cpu().clone(),
+            output_shift_px=shift_px,
         )
 
         def cpu(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -566,6 +607,7 @@ class SipradReconstructor:
             target=target,
             state=new_state,
             seconds=time.perf_counter() - start,
+            pretrain_iterations=pretrained,
         )
 
     def _project_amplitude(
