@@ -121,9 +121,9 @@ def _export(args: argparse.Namespace) -> None:
     with SessionReader(args.session) as reader:
         written = []
         if args.tiff is not None:
-            written += export_tiff(reader, Path(args.tiff))
+            written += export_tiff(reader, Path(args.tiff), method=args.method)
         if args.movie is not None:
-            written.append(export_movie(reader, Path(args.movie), fps=args.fps))
+            written.append(export_movie(reader, Path(args.movie), fps=args.fps, method=args.method))
     for path in written:
         print(f"wrote {path}")
 
@@ -172,6 +172,11 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--tiff", metavar="PREFIX", help="write PREFIX_phi_m.tif, PREFIX_b.tif")
     export.add_argument("--movie", metavar="FILE", help="colour-wheel movie of B (.gif or .mp4)")
     export.add_argument("--fps", type=float, default=10.0, help="movie frame rate")
+    export.add_argument(
+        "--method",
+        help="export the results of this method (sitie, amortised, siprad; default: "
+        "siprad when present)",
+    )
     export.set_defaults(handler=_export)
 
 

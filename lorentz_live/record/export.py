@@ -20,22 +20,32 @@ def _pixel_size_nm(reader: SessionReader) -> float | None:
     return float(headers[0]["pixel_size_nm"]) if headers and "pixel_size_nm" in headers[0] else None
 
 
-def export_tiff(reader: SessionReader, prefix: Path) -> list[Path]:
+def _chosen(reader: SessionReader, method: str | None) -> list[int]:
+    indices = reader.result_indices(method)
+    if not indices:
+        what = f" by {method}" if method else ""
+        raise InputError(f"{reader.folder} holds no reconstructions{what} to export")
+    return indices
+
+
+def export_tiff(reader: SessionReader, prefix: Path, *, method: str | None = None) -> list[Path]:
     """Write ``PREFIX_phi_m.tif`` [m, h, w] (rad) and ``PREFIX_b.tif`` [m, 2, h, w] (T nm).
 
     Each file's description holds JSON metadata (tifffile "shaped" format): the
     axes, the unit, the frame ``seq`` of every result and the pixel size; the
-    TIFF resolution is set from the pixel size.  Existing files are not overwritten.
+    TIFF resolution is set from the pixel size.  ``method``: the results of which
+    method (default: SIPRAD's when present, see ``SessionReader.result_indices``).
+    Existing files are not overwritten.
     """
     import tifffile
 
-    if reader.result_count == 0:
-        raise InputError(f"{reader.folder} holds no reconstructions to export")
-    phi = np.asarray(reader.result_stack("phi_m"), dtype=np.float32)
-    b = np.stack([reader.result_stack("b_x"), reader.result_stack("b_y")], axis=1)
+    chosen = _chosen(reader, method)
+    phi = np.asarray(reader.result_stack("phi_m", chosen), dtype=np.float32)
+    b = np.stack([reader.result_stack("b_x", chosen), reader.result_stack("b_y", chosen)], axis=1)
     pixel = _pixel_size_nm(reader)
     common = {
-        "seq": reader.result_seqs.tolist(),
+        "seq": reader.result_seqs[chosen].tolist(),
+        "method": reader.result_headers[chosen[0]].get("method", "siprad"),
         "pixel_size_nm": pixel,
         "session": str(reader.folder),
         "software": reader.info.get("software", {}),
@@ -66,10 +76,11 @@ def export_tiff(reader: SessionReader, prefix: Path) -> list[Path]:
     return written
 
 
-def colour_movie(reader: SessionReader) -> np.ndarray:
+def colour_movie(reader: SessionReader, *, method: str | None = None) -> np.ndarray:
     """[m, h, w, 3] uint8 colour-wheel frames of B, one brightness scale for the whole movie."""
-    b_x = torch.from_numpy(np.asarray(reader.result_stack("b_x")))
-    b_y = torch.from_numpy(np.asarray(reader.result_stack("b_y")))
+    chosen = _chosen(reader, method)
+    b_x = torch.from_numpy(np.asarray(reader.result_stack("b_x", chosen)))
+    b_y = torch.from_numpy(np.asarray(reader.result_stack("b_y", chosen)))
     magnitude = torch.sqrt(b_x**2 + b_y**2)
     scale = float(
         torch.quantile(magnitude.reshape(-1)[:: max(1, magnitude.numel() // 2**24)], 0.995)
@@ -78,7 +89,9 @@ def colour_movie(reader: SessionReader) -> np.ndarray:
     return (rgb.numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def export_movie(reader: SessionReader, path: Path, *, fps: float = 10.0) -> Path:
+def export_movie(
+    reader: SessionReader, path: Path, *, fps: float = 10.0, method: str | None = None
+) -> Path:
     """Write the colour-wheel movie of B as GIF or MP4 (H.264), for talks."""
     import imageio.v2 as imageio
 
@@ -87,11 +100,9 @@ def export_movie(reader: SessionReader, path: Path, *, fps: float = 10.0) -> Pat
         raise InputError(f"{path}: movie must end in {' or '.join(MOVIE_SUFFIXES)}")
     if path.exists():
         raise InputError(f"{path} exists; not overwritten")
-    if reader.result_count == 0:
-        raise InputError(f"{reader.folder} holds no reconstructions to export")
     if not fps > 0:
         raise InputError(f"--fps must be > 0, got {fps:g}")
-    frames = colour_movie(reader)
+    frames = colour_movie(reader, method=method)
     if suffix == ".gif":
         imageio.mimwrite(path, list(frames), format="GIF", duration=1000.0 / fps, loop=0)
         return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -76,6 +77,7 @@ class ResultPusher:
         )
         self._timeout_ms = max(0, round(timeout_s * 1000))
         self._ready = True
+        self._lock = threading.Lock()  # results come from the instant and the refiner thread
         # a context of its own: close() terminates it, which waits (up to
         # RECORD_LINGER_S) until the recorder has the results still queued
         self._context = context or zmq.Context()
@@ -107,6 +109,10 @@ class ResultPusher:
             timestamp_ns=header["timestamp_ns"],
             source=self.source,
         )
+        with self._lock:
+            return self._send(parts)
+
+    def _send(self, parts: list) -> bool:
         timeout = self._timeout_ms if self._ready else 0
         if self._socket.poll(timeout, zmq.POLLOUT):
             try:

@@ -87,11 +87,24 @@ class SessionReader:
         maps = {name: self._results[name][index] for name in RESULT_MAPS}
         return maps, self.result_headers[index]
 
-    def result_stack(self, name: str) -> np.ndarray:
-        """All complete results of map ``name`` as [m, h, w] float32."""
+    def result_stack(self, name: str, indices: list[int] | None = None) -> np.ndarray:
+        """Complete results of map ``name`` (all, or those at ``indices``) as [m, h, w] float32."""
         if self._results is None:
             return np.zeros((0, 0, 0), np.float32)
-        return self._results[name][: self.result_count]
+        if indices is None:
+            return self._results[name][: self.result_count]
+        return np.stack([self._results[name][i] for i in indices]) if indices else np.zeros(0)
+
+    def result_indices(self, method: str | None = None) -> list[int]:
+        """Indices of the results made by ``method`` (``None``: the most refined present).
+
+        The engine records every result it makes: the instant answer of each frame
+        and the SIPRAD refinement of some; "siprad" is preferred when present.
+        """
+        methods = [header.get("method", "siprad") for header in self.result_headers]
+        if method is None:
+            method = "siprad" if "siprad" in methods else (methods[0] if methods else None)
+        return [index for index, name in enumerate(methods) if name == method]
 
     @property
     def result_seqs(self) -> np.ndarray:

@@ -165,3 +165,21 @@ def test_engine_results_reach_the_session_through_run_record_results(tmp_path) -
         assert header["method"] == "siprad" and header["frame"] == {"temperature_k": 30.0}
         assert header["loss"] == pytest.approx(live[1].loss, rel=1e-6)
         assert reader.engine["config"]["siprad"]["pretrain_iterations"] == 40
+
+
+def test_export_takes_the_siprad_results_of_a_mixed_session(tmp_path) -> None:
+    with SessionWriter(tmp_path / "s") as writer:
+        for seq in range(3):  # instant answers of frames 0-2, SIPRAD refinement of frame 1
+            header, arrays = fake_result(seq)
+            assert writer.add_result({**header, "method": "sitie"}, arrays)
+        assert writer.add_result(*fake_result(1))
+    with SessionReader(tmp_path / "s") as reader:
+        assert reader.result_indices() == [3]
+        assert reader.result_indices("sitie") == [0, 1, 2]
+        phi_path, _ = export_tiff(reader, tmp_path / "x")
+        assert colour_movie(reader, method="sitie").shape[0] == 3
+        with pytest.raises(InputError, match="no reconstructions by amortised"):
+            export_tiff(reader, tmp_path / "y", method="amortised")
+    with tifffile.TiffFile(phi_path) as tiff:
+        assert tiff.asarray().shape == (1, *SHAPE)
+        assert '"method": "siprad"' in tiff.shaped_metadata[0]["info"]
