@@ -27,6 +27,8 @@ log = logging.getLogger("lorentz_live.record")
 
 #: Frames waiting in the receive queue above which new frames are stored uncompressed.
 BACKLOG_UNCOMPRESSED = 2
+#: Quiet seconds on the results path, after the last frame's result, before stopping.
+SETTLE_S = 5.0
 
 
 @dataclass
@@ -51,8 +53,9 @@ class Recorder:
     results : the engine's ``--record-results`` endpoint, or ``None``.
     max_frames : stop after this many frames.
     results_grace_s : after the source's end_of_stream, wait for the result of the
-        last frame (the engine lags the camera), but stop once no result came for
-        this long.
+        last frame (the engine lags the camera), and then until no result came for
+        ``SETTLE_S`` (refinements of earlier frames); stop anyway once no result
+        came for ``results_grace_s``.
     idle_timeout_s : stop after this long without any message (``None``: never).
     status : stream for the status line, every ``status_s`` (0: after every frame).
     buffer_frames : length of each of the two receive queues (ZeroMQ's and the
@@ -135,7 +138,7 @@ class Recorder:
                     break
                 if ended_at is not None and (
                     pull is None
-                    or self._last_result_in()
+                    or (self._last_result_in() and now - last_message > SETTLE_S)
                     or now - last_message > self.results_grace_s
                 ):
                     summary.ended_by = "end of stream"
