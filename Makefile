@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint bench bench-physics bench-accuracy bench-transport bench-live bench-tomo clean
+.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-transport bench-live bench-record bench-tomo clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ lint: $(VENV)/.dev
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-bench: bench-physics bench-accuracy bench-transport bench-live bench-tomo
+# the fault-injection suite, writing its table of case / expected / observed
+reliability: $(VENV)/.dev
+	RELIABILITY_REPORT=docs/reliability.md QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/faults -q
+
+bench: bench-physics bench-accuracy bench-transport bench-live bench-record bench-tomo
 
 bench-physics: $(VENV)/.dev
 	$(PY) benchmarks/physics.py
@@ -53,6 +57,9 @@ bench-accuracy: $(VENV)/.dev
 
 bench-live: $(VENV)/.dev
 	$(PY) benchmarks/live.py
+
+bench-record: $(VENV)/.dev
+	$(PY) benchmarks/record.py
 
 bench-tomo: $(VENV)/.dev
 	$(PY) benchmarks/tomo.py

@@ -192,7 +192,9 @@ class SipradResult:
     sitie : the SITIE phase used as the DIP input, rad.
     amplitude, phase_e : the amplitude map and phi_e (rad), or None.
     loss : image MSE per main-loop iteration (mean-normalised units).
-    iterations : main-loop iterations used.  stop_reason : why it stopped.
+    iterations : main-loop iterations used.  stop_reason : why it stopped
+        (``"max_iterations"``: the iteration cap was reached before convergence).
+    pretrain_iterations : pre-training iterations run (0 for a warm start).
     noise : the noise estimate used by the discrepancy principle.
     target : the misfit the discrepancy principle stops at (noise power passed
         by the loss, times ``discrepancy_factor``).
@@ -217,6 +219,7 @@ class SipradResult:
     target: float
     state: SipradState
     seconds: float
+    pretrain_iterations: int = 0
 
 
 def validate_image(image: Any) -> torch.Tensor:
@@ -341,6 +344,7 @@ class SipradReconstructor:
         observe: ObserveCallback | None = None,
         observe_every: int = 50,
         deadline: float | None = None,
+        pretrain_progress: ProgressCallback | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -355,7 +359,11 @@ class SipradReconstructor:
             ``observe_every`` iterations with the current unsmoothed phi_m [H, W], rad.
         deadline : ``time.perf_counter()`` value at which the main loop stops
             (stop reason ``"time budget"``) and returns its current iterate; the
-            live loop's per-frame budget.  Pre-training is not cut short.
+            live loop's per-frame budget.  Pre-training (cold starts) stops
+            when half of the time to the deadline has passed (at least one
+            iteration; ``pretrain_iterations`` in the result says how many ran).
+        pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
+            during pre-training.
 
         Returns
         -------
@@ -446,8 +454,14 @@ class SipradReconstructor:
                 x.shape, generator=generator, device=x.device, dtype=x.dtype
             )
 
+        pretrained = 0
         if state is None:
+            # pre-training may use half of the time left before the deadline
+            now = time.perf_counter()
+            pretrain_end = None if deadline is None else now + (deadline - now) / 2.0
             for _ in range(cfg.pretrain_iterations):
+                if pretrain_end is not None and pretrained and time.perf_counter() >= pretrain_end:
+                    break
                 optimiser.zero_grad(set_to_none=True)
                 loss = torch.mean((net(noisy(net_input)) - net_input) ** 2)
                 if amp_net is not None:
@@ -457,6 +471,9 @@ class SipradReconstructor:
                 optimiser.step()
                 if amp_opt is not None:
                     amp_opt.step()
+                pretrained += 1
+                if pretrain_progress is not None:
+                    pretrain_progress(pretrained, cfg.pretrain_iterations, float(loss.detach()))
 
         fixed_amp = fixed_phase_e = None
         if cfg.amplitude == "threshold":
@@ -590,6 +607,7 @@ class SipradReconstructor:
             target=target,
             state=new_state,
             seconds=time.perf_counter() - start,
+            pretrain_iterations=pretrained,
         )
 
     def _project_amplitude(
