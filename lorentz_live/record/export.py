@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,7 +111,8 @@ def export_movie(
     height, width = frames.shape[1:3]
     pad = ((0, 0), (0, -height % 16), (0, -width % 16), (0, 0))
     frames = np.pad(frames, pad)
-    with imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=8) as movie:
+    writer: Any = imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=8)
+    with writer as movie:
         for frame in frames:
             movie.append_data(frame)
     return path

@@ -72,7 +72,7 @@ class ResultPusher:
         self.dropped = 0
         self._config = (
             dataclasses.asdict(engine_config)
-            if dataclasses.is_dataclass(engine_config)
+            if dataclasses.is_dataclass(engine_config) and not isinstance(engine_config, type)
             else engine_config
         )
         self._timeout_ms = max(0, round(timeout_s * 1000))
@@ -92,7 +92,7 @@ class ResultPusher:
             if self._own_context:
                 self._context.term()
             raise
-        self.address: str = self._socket.last_endpoint.decode()
+        self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def push(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bool:
         """Send one result (``header`` holds ``seq`` and ``timestamp_ns``); False if dropped."""

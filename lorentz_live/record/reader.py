@@ -74,6 +74,7 @@ class SessionReader:
         """Pixels [h, w] and full header of frame ``index``."""
         if not 0 <= index < self.frame_count:
             raise IndexError(f"frame {index} of {self.frame_count}")
+        assert self._frames is not None  # frame_count > 0 only with a frames file
         return self._frames[layout.PIXELS][index], self.frame_headers[index]
 
     def frame_params(self, index: int) -> MicroscopeParams:
@@ -84,6 +85,7 @@ class SessionReader:
         """Maps (phi_m rad, b_x, b_y T nm) and header of result ``index``."""
         if not 0 <= index < self.result_count:
             raise IndexError(f"result {index} of {self.result_count}")
+        assert self._results is not None  # result_count > 0 only with a results file
         maps = {name: self._results[name][index] for name in RESULT_MAPS}
         return maps, self.result_headers[index]
 

@@ -105,11 +105,11 @@ class Recorder:
             if self.source
             else None
         )
-        pull = None
+        pull: zmq.Socket | None = None
         if self.results:
             pull = zmq.Context.instance().socket(zmq.PULL)
-            pull.linger = 0
-            pull.rcvhwm = RECORD_RESULTS_HWM
+            pull.setsockopt(zmq.LINGER, 0)
+            pull.setsockopt(zmq.RCVHWM, RECORD_RESULTS_HWM)
             pull.connect(self.results)
         if self.status is not None:
             inputs = " and ".join(filter(None, (self.source, self.results)))

@@ -323,7 +323,11 @@ class SessionWriter:
     def set_engine_config(self, config: Any, *, software: Mapping[str, str] | None = None) -> bool:
         """Store the engine's settings (and the engine's software versions) in engine.json."""
         values = {
-            "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config,
+            "config": (
+                dataclasses.asdict(config)
+                if dataclasses.is_dataclass(config) and not isinstance(config, type)
+                else config
+            ),
             "software": dict(software) if software else software_versions(),
         }
         return self._guard(

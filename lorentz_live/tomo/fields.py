@@ -25,7 +25,7 @@ def _frequencies(n: int, device, dtype) -> torch.Tensor:
     return k
 
 
-def _wavevectors(shape: tuple[int, int, int], device, dtype) -> tuple[torch.Tensor, ...]:
+def _wavevectors(shape: tuple[int, ...], device, dtype) -> tuple[torch.Tensor, ...]:
     """(k_x, k_y, k_z) in cycles per voxel, each broadcastable to ``shape`` [Z, Y, X]."""
     kz = _frequencies(shape[0], device, dtype)[:, None, None]
     ky = _frequencies(shape[1], device, dtype)[None, :, None]

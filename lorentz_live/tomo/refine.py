@@ -44,9 +44,10 @@ def _adjoint(images: list[torch.Tensor], like: torch.Tensor, series: Series, vox
 def phase_misfit(induction_t: torch.Tensor, series: Series, voxel_size_nm: float) -> torch.Tensor:
     """0.5 sum |phi(B) - phi_meas|^2 (rad^2) over ``series`` = [(phases, angles_deg, axis)]."""
     model = _forward(induction_t, series, voxel_size_nm)
-    return sum(
+    terms = [
         0.5 * ((m - _zero_mean(p)) ** 2).sum() for m, (p, _, _) in zip(model, series, strict=True)
-    )
+    ]
+    return torch.stack(terms).sum()
 
 
 def refine(

@@ -46,7 +46,8 @@ class UNet3D(nn.Module):
             self.merge.append(_block(width * 2, width))
         self.head = nn.Conv3d(base, 3, 1)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        if self.head.bias is not None:
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, b_in: torch.Tensor) -> torch.Tensor:
         """Normalised B_in [batch, 3, N, N, N] -> divergence-free B_out, same shape."""
