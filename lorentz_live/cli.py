@@ -28,6 +28,11 @@ from lorentz_live.physics import (
 )
 
 PROG = "lorentz-live"
+#: --amplitude help: what was measured (docs/accuracy.md, `make bench-accuracy`).
+AMPLITUDE_HELP = (
+    "siprad: uniform ('none'), fixed thresholded or learned amplitude. "
+    "For contaminated samples none of them is reliable yet: see docs/accuracy.md"
+)
 MAGNETISATION_SUFFIXES = (".ovf", ".omf")
 
 
@@ -123,10 +128,67 @@ class _ProgressBar:
             print(file=sys.stderr)
 
 
+def _add_sample_options(parser: argparse.ArgumentParser) -> None:
+    """SIPRAD's sample model: amplitude, contaminant material, edges, final smoothing."""
+    parser.add_argument(
+        "--amplitude",
+        choices=("none", "threshold", "learn"),
+        default="none",
+        help=AMPLITUDE_HELP,
+    )
+    parser.add_argument(
+        "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
+    )
+    parser.add_argument(
+        "--mean-inner-potential",
+        type=float,
+        metavar="V",
+        help=f"siprad: contaminant mean inner potential V0, volts "
+        f"(default {Material().mean_inner_potential_v:g})",
+    )
+    parser.add_argument(
+        "--absorption-length",
+        type=float,
+        metavar="NM",
+        help=f"siprad: contaminant absorption length xi0, nm "
+        f"(default {Material().absorption_length_nm:g})",
+    )
+    parser.add_argument(
+        "--boundary",
+        choices=("periodic", "mirror", "pad"),
+        help="siprad: image edges; 'mirror' for non-periodic (real) micrographs "
+        "(default: SipradConfig's, see docs/accuracy.md)",
+    )
+    parser.add_argument(
+        "--smoothing",
+        choices=("none", "resolution", "fixed"),
+        help="siprad: final smoothing of phi_m: none, at the noise-limited resolution, "
+        "or the paper's 2 px (lowers |B| in narrow walls)",
+    )
+
+
+def _material(args: argparse.Namespace) -> Material:
+    values = {
+        "mean_inner_potential_v": ("--mean-inner-potential", args.mean_inner_potential),
+        "absorption_length_nm": ("--absorption-length", args.absorption_length),
+    }
+    changes = {}
+    for field, (flag, value) in values.items():
+        if value is None:
+            continue
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(f"{flag} must be a positive number, got {value:g}")
+        changes[field] = value
+    return Material(**changes)
+
+
 def _siprad_config(args: argparse.Namespace):
     from lorentz_live.siprad import SipradConfig
 
-    changes = {"amplitude": args.amplitude, "seed": args.seed}
+    changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
+    for name in ("boundary", "smoothing"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError(f"--iterations must be >= 1, got {args.iterations}")
@@ -172,10 +234,14 @@ def _reconstruct(args: argparse.Namespace) -> None:
         if result.amplitude is not None:
             arrays["amplitude"] = result.amplitude.numpy()
             arrays["phase_e"] = result.phase_e.numpy()
+        arrays["resolution_nm"] = np.float32(result.resolution_nm)
+        arrays["smoothing_sigma_px"] = np.float32(result.smoothing_sigma_px)
+        arrays["phi_m_raw"] = result.phi_m_raw.numpy()
         misfit = result.loss[-1] if result.loss else float("nan")
         print(
             f"siprad: {result.iterations} iterations, stopped by {result.stop_reason}, "
-            f"{result.seconds:.1f} s, final misfit {misfit:.3e}"
+            f"{result.seconds:.1f} s, final misfit {misfit:.3e}, "
+            f"resolution {result.resolution_nm:.1f} nm"
         )
     np.savez(
         out,
@@ -294,15 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument("--out", required=True, metavar="RESULT.npz")
     reconstruct.add_argument("--method", choices=("siprad", "sitie"), default="siprad")
     reconstruct.add_argument("--iterations", type=int, help="siprad: maximum iterations")
-    reconstruct.add_argument(
-        "--amplitude",
-        choices=("none", "threshold", "learn"),
-        default="none",
-        help="siprad: uniform, fixed thresholded or learned amplitude (contaminated samples)",
-    )
-    reconstruct.add_argument(
-        "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
-    )
+    _add_sample_options(reconstruct)
     reconstruct.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     reconstruct.add_argument(
         "--seed", type=int, default=0, help="siprad: network and input-noise seed"
@@ -336,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    run.set_defaults(handler=_run, amplitude="none", threshold=None)
+    _add_sample_options(run)
+    run.set_defaults(handler=_run)
     return parser
 
 

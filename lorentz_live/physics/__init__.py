@@ -43,6 +43,7 @@ from lorentz_live.physics.spectra import (
     radial_mean,
     resolution_sigma_px,
     ring_index,
+    sigma_for_cutoff,
     wiener_contrast,
     wiener_gain,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "radial_mean",
     "resolution_sigma_px",
     "ring_index",
+    "sigma_for_cutoff",
     "simulate_image",
     "sitie_phase",
     "specimen_from_magnetisation",

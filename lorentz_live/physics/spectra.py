@@ -53,14 +53,16 @@ def wiener_contrast(image: torch.Tensor, noise_variance: float) -> torch.Tensor:
 
 
 def noise_limited_cutoff(image: torch.Tensor, noise_variance: float) -> float | None:
-    """Highest |k| (cycles/px) whose ring-mean Wiener gain is >= 1/2, or None if none is.
+    """Highest |k| <= Nyquist (cycles/px) whose ring-mean Wiener gain is >= 1/2, or None.
 
-    Above it noise power exceeds signal power: the finest detail the image supports.
+    Above it noise power exceeds signal power: the finest detail the image
+    supports.  The corner rings beyond Nyquist (few pixels each) are not used.
     """
     height, width = image.shape
     ring = ring_index((height, width), device=image.device)
     profile = radial_mean(wiener_gain(image, noise_variance), ring)
-    passing = torch.nonzero(profile[1:] >= CUTOFF_GAIN).flatten()
+    nyquist = max(height, width) // 2
+    passing = torch.nonzero(profile[1 : nyquist + 1] >= CUTOFF_GAIN).flatten()
     if passing.numel() == 0:
         return None
     return float(passing.max() + 1) / max(height, width)
@@ -70,7 +72,12 @@ def gaussian_half_transfer(sigma_px: float) -> float:
     """|k| (cycles/px) where a Gaussian of ``sigma_px`` transfers 1/2 (inf for sigma 0)."""
     if sigma_px <= 0:
         return math.inf
-    return math.sqrt(math.log(2.0) / 2.0) / (math.pi * sigma_px)
+    return sigma_for_cutoff(sigma_px)  # the relation is symmetric in sigma and k
+
+
+def sigma_for_cutoff(k_c: float) -> float:
+    """Gaussian sigma (px) whose transfer is 1/2 at ``k_c`` (cycles/px): exp(-2 pi^2 s^2 k^2)."""
+    return math.sqrt(math.log(2.0) / 2.0) / (math.pi * k_c)
 
 
 def resolution_sigma_px(image: torch.Tensor, noise_variance: float, cap_px: float = 8.0) -> float:
@@ -78,4 +85,4 @@ def resolution_sigma_px(image: torch.Tensor, noise_variance: float, cap_px: floa
     k_c = noise_limited_cutoff(image, noise_variance)
     if k_c is None:
         return cap_px
-    return min(cap_px, math.sqrt(math.log(2.0) / 2.0) / (math.pi * k_c))
+    return min(cap_px, sigma_for_cutoff(k_c))

@@ -42,6 +42,10 @@ class SipradConfig:
         (``smoothing_sigma_px``; the paper's 2 px).  Smoothing lowers |B| in walls
         narrower than the kernel (docs/accuracy.md).
     smoothing_sigma_px : Gaussian sigma of ``smoothing="fixed"``, pixels.
+    calibrate_scale : after the loop, multiply phi_m by the one factor alpha that
+        minimises the image misfit (:func:`lorentz_live.siprad.scale.fit_scale`):
+        early stopping leaves the DIP near its damped input, and one parameter
+        fitted to all pixels is robust to noise.  ``result.scale`` reports alpha.
     boundary : how the forward model treats the image edges.  ``"periodic"``: the
         FFT field is the image (wraps around); ``"mirror"``: the field is the
         mirror-extended phase (2H x 2W, continuous at the edges; the image of a
@@ -77,6 +81,7 @@ class SipradConfig:
     plateau_tolerance: float = 2.0e-3
     smoothing: str = "none"
     smoothing_sigma_px: float = 2.0
+    calibrate_scale: bool = True
     boundary: str = "periodic"
     pad_fraction: float = 0.125
     input_filter: str = "wiener"

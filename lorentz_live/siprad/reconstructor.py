@@ -57,6 +57,7 @@ from lorentz_live.siprad.models import (
 from lorentz_live.siprad.network import NetworkConfig
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.problem import ForwardProblem, TransferCache
+from lorentz_live.siprad.scale import fit_scale
 from lorentz_live.siprad.stopping import AnyOf, Deadline, StopRule, stop_rule
 
 #: progress(iteration, max_iterations, loss); called once per main-loop iteration.
@@ -91,8 +92,9 @@ class SipradResult:
     """Output of one reconstruction; arrays [H, W] float32 on the CPU.
 
     phi_m : magnetic phase, rad, zero mean (smoothed as ``SipradConfig.smoothing`` says).
-    phi_m_raw : the DIP's phase before smoothing, rad (what the forward model saw).
+    phi_m_raw : phi_m before smoothing, rad: the DIP's phase times ``scale``.
     smoothing_sigma_px : the smoothing applied, pixels (0 = none).
+    scale : the calibration factor alpha applied to the DIP's phase (1 = none).
     resolution_nm : finest half-period phi_m can hold: the noise-limited cut-off of
         the image (Wiener gain 1/2), or the smoothing's half-transfer if coarser.
     b_x, b_y : integrated in-plane induction, T nm (of phi_m).
@@ -112,6 +114,7 @@ class SipradResult:
     phi_m: torch.Tensor
     phi_m_raw: torch.Tensor
     smoothing_sigma_px: float
+    scale: float
     resolution_nm: float
     b_x: torch.Tensor
     b_y: torch.Tensor
@@ -242,7 +245,7 @@ class SipradReconstructor:
             source = image * (1.0 - soft) + soft
         if cfg.input_filter == "wiener":
             source = wiener_contrast(source, noise.variance)
-        return sitie_phase(source, params, symmetrize=cfg.boundary != "periodic")
+        return sitie_phase(source, params, symmetrize=cfg.boundary == "mirror")
 
     def _amplitude(
         self, image: torch.Tensor, params: MicroscopeParams, problem: ForwardProblem, state
@@ -413,6 +416,14 @@ class SipradReconstructor:
         with torch.no_grad():
             phi_raw = phase.phase(None)
             amp, phi_e = amplitude.exit(None)
+            alpha = 1.0
+            if self.config.calibrate_scale:
+                alpha = fit_scale(
+                    lambda a: float(
+                        torch.mean((problem.simulate(a * phi_raw + phi_e, amp) - image) ** 2)
+                    )
+                )
+            phi_raw = alpha * phi_raw
             image_fit = problem.simulate(phi_raw + phi_e, amp)
             phi_raw = problem.measured(phi_raw)
             sigma_px = final_smoothing(self.config, image, noise.variance)
@@ -433,6 +444,7 @@ class SipradReconstructor:
             phi_m=_cpu(phi_m),
             phi_m_raw=_cpu(phi_raw),
             smoothing_sigma_px=sigma_px,
+            scale=alpha,
             resolution_nm=resolution_nm(image, noise.variance, sigma_px, params.pixel_size_nm),
             b_x=_cpu(b_x),
             b_y=_cpu(b_y),
