@@ -155,9 +155,9 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--boundary",
-        choices=("periodic", "mirror", "pad"),
-        help="siprad: image edges; 'mirror' for non-periodic (real) micrographs "
-        "(default: SipradConfig's, see docs/accuracy.md)",
+        choices=("pad", "periodic"),
+        help="siprad: image edges: 'pad' (default) models a larger field, for "
+        "non-periodic (real) micrographs; 'periodic' for periodic simulations",
     )
     parser.add_argument(
         "--smoothing",

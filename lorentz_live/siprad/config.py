@@ -12,7 +12,7 @@ from lorentz_live.siprad.network import NetworkConfig
 
 AMPLITUDE_MODES = ("none", "threshold", "learn")
 STOP_RULES = ("discrepancy", "plateau", "none")
-BOUNDARIES = ("periodic", "mirror", "pad")
+BOUNDARIES = ("pad", "periodic")
 SMOOTHING_MODES = ("none", "resolution", "fixed")
 
 
@@ -46,12 +46,12 @@ class SipradConfig:
         minimises the image misfit (:func:`lorentz_live.siprad.scale.fit_scale`):
         early stopping leaves the DIP near its damped input, and one parameter
         fitted to all pixels is robust to noise.  ``result.scale`` reports alpha.
-    boundary : how the forward model treats the image edges.  ``"periodic"``: the
-        FFT field is the image (wraps around); ``"mirror"``: the field is the
-        mirror-extended phase (2H x 2W, continuous at the edges; the image of a
-        mirrored phase is the mirrored image), for non-periodic (real) images;
-        ``"pad"``: the DIP models a field ``pad_fraction`` x the size larger on each
-        side and the loss sees only the measured window.
+    boundary : how the forward model treats the image edges.  ``"pad"`` (default):
+        the DIP models a field ``pad_fraction`` x the size larger on each side, the
+        forward model images it and the loss sees only the measured window, so a
+        non-periodic (real) image has no wrap-around; ``"periodic"``: the FFT field
+        is the image.  (A mirrored field was tried and dropped: it forces
+        d phi / dn = 0 at the edges; docs/accuracy.md compares the two kept.)
     pad_fraction : ``"pad"``: padding per side as a fraction of the larger image side
         (at least 8 px).
     input_filter : ``"wiener"`` (SITIE of the image Wiener-filtered with the noise
@@ -82,7 +82,7 @@ class SipradConfig:
     smoothing: str = "none"
     smoothing_sigma_px: float = 2.0
     calibrate_scale: bool = True
-    boundary: str = "periodic"
+    boundary: str = "pad"
     pad_fraction: float = 0.125
     input_filter: str = "wiener"
     loss_weighting: str = "none"

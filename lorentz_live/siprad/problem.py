@@ -1,12 +1,11 @@
 """The forward problem of SIPRAD for one (image shape, microscope) pair.
 
 The networks model a *field* that the FFT treats as periodic; the measured image
-is a window of the field's simulated image.  Three boundaries:
+is a window of the field's simulated image.  Two boundaries:
 
 * ``periodic``: field = image window (wrap-around at the edges);
-* ``mirror``: field = the phase (and amplitude) mirrored to 2H x 2W, so it is
-  continuous across the edges; the networks still model only H x W;
-* ``pad``: the networks model a field ``pad`` px larger on each side.
+* ``pad``: the networks model a field ``pad`` px larger on each side; the margin
+  is free, so the window needs not be periodic.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lorentz_live.physics import MicroscopeParams, forward_image, mirror_pad, transfer_function
+from lorentz_live.physics import MicroscopeParams, forward_image, transfer_function
 
 #: Transfer functions kept per reconstructor.
 TRANSFER_CACHE = 8
@@ -50,13 +49,11 @@ class ForwardProblem:
     """Pads, crops and simulates for one image shape and microscope.
 
     shape : measured image [H, W], pixels.  pad : model margin per side, pixels
-    (``pad`` boundary).  mirror : the field is the mirrored model (``mirror``).
-    transfer : T(k) of the simulated field.
+    (``pad`` boundary).  transfer : T(k) of the simulated field.
     """
 
     shape: tuple[int, int]
     pad: int
-    mirror: bool
     transfer: torch.Tensor
 
     @classmethod
@@ -68,16 +65,14 @@ class ForwardProblem:
         pad_fraction: float,
         transfers: TransferCache,
     ) -> ForwardProblem:
-        """The problem for ``boundary`` (``"periodic"``, ``"mirror"`` or ``"pad"``)."""
+        """The problem for ``boundary`` (``"periodic"`` or ``"pad"``)."""
         height, width = shape
         pad = 0
         if boundary == "pad":
             pad = max(8, math.ceil(pad_fraction * max(height, width)))
             pad = min(pad, height - 1, width - 1)
-        mirror = boundary == "mirror"
-        scale = 2 if mirror else 1
-        field = (scale * (height + 2 * pad), scale * (width + 2 * pad))
-        return cls((height, width), pad, mirror, transfers(field, params))
+        field = (height + 2 * pad, width + 2 * pad)
+        return cls((height, width), pad, transfers(field, params))
 
     @property
     def model_shape(self) -> tuple[int, int]:
@@ -98,8 +93,5 @@ class ForwardProblem:
 
     def simulate(self, phase: torch.Tensor, amplitude: torch.Tensor | None) -> torch.Tensor:
         """Mean-normalised image [H, W] of the measured window for a model-size phase (rad)."""
-        if self.mirror:
-            phase = mirror_pad(phase)
-            amplitude = None if amplitude is None else mirror_pad(amplitude)
         fit = self.measured(forward_image(phase, self.transfer, amplitude, normalise=False))
         return fit / fit.mean()

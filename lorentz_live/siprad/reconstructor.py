@@ -245,7 +245,8 @@ class SipradReconstructor:
             source = image * (1.0 - soft) + soft
         if cfg.input_filter == "wiener":
             source = wiener_contrast(source, noise.variance)
-        return sitie_phase(source, params, symmetrize=cfg.boundary == "mirror")
+        # periodic SITIE: mirroring (Neumann edges) biases the phase of a crop
+        return sitie_phase(source, params)
 
     def _amplitude(
         self, image: torch.Tensor, params: MicroscopeParams, problem: ForwardProblem, state

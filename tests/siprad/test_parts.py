@@ -82,19 +82,19 @@ def test_fit_scale_recovers_a_damped_phase() -> None:
     assert fit_scale(lambda a: 1.0) == 1.0
 
 
-def test_mirror_problem_images_a_mirror_symmetric_field_like_the_periodic_one() -> None:
+def test_pad_problem_crops_the_window_of_a_larger_field() -> None:
     params = MicroscopeParams(pixel_size_nm=4.0, defocus_nm=-0.5e6)
     cache = TransferCache(torch.device("cpu"))
     phase = bubble_phase((40, 48), seed=1)
-    mirror = ForwardProblem.build((40, 48), params, "mirror", 0.1, cache)
-    assert tuple(mirror.transfer.shape) == (80, 96)
-    # the mirrored phase is periodic and continuous: its image, cropped, is the
-    # periodic image of the 2H x 2W mirrored field
-    from lorentz_live.physics import mirror_pad
-
-    full = simulate_image(mirror_pad(phase), params)[:40, :48]
-    torch.testing.assert_close(mirror.simulate(phase, None), full / full.mean())
     pad = ForwardProblem.build((40, 48), params, "pad", 0.1, cache)
-    assert pad.model_shape == (40 + 2 * pad.pad, 48 + 2 * pad.pad)
-    assert tuple(pad.measured(pad.extend(phase)).shape) == (40, 48)
+    assert pad.pad == 8  # at least 8 px
+    assert pad.model_shape == (56, 64)
+    assert tuple(pad.transfer.shape) == (56, 64)
     torch.testing.assert_close(pad.measured(pad.extend(phase)), phase)
+    # the window of the field's image, renormalised: the same as imaging the field
+    field = pad.extend(phase)
+    full = simulate_image(field, params)[8:48, 8:56]
+    torch.testing.assert_close(pad.simulate(field, None), full / full.mean())
+    periodic = ForwardProblem.build((40, 48), params, "periodic", 0.1, cache)
+    assert periodic.pad == 0
+    torch.testing.assert_close(periodic.simulate(phase, None), simulate_image(phase, params))
