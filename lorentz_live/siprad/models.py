@@ -123,6 +123,8 @@ class PhaseModel(_Dip):
     """Phase DIP: phi_m (rad) = ``scale`` x output; input = SITIE / ``scale``.
 
     ``scale`` (rad) is the SITIE phase's std on a cold start, the state's on a warm one.
+    ``net_input`` [1, 1, H, W] replaces SITIE / scale when given (a warm start that
+    keeps the input its weights were fitted with).
     """
 
     def __init__(
@@ -134,9 +136,12 @@ class PhaseModel(_Dip):
         *,
         state: ModelState | None = None,
         scale: float | None = None,
+        net_input: torch.Tensor | None = None,
     ) -> None:
         self.scale = scale if scale is not None else (float(sitie.std()) or 1.0)
-        super().__init__(cfg, (sitie / self.scale)[None, None], learning_rate, seed, state)
+        if net_input is None:
+            net_input = (sitie / self.scale)[None, None]
+        super().__init__(cfg, net_input, learning_rate, seed, state)
 
     def phase(self, noise: InputNoise | None) -> torch.Tensor:
         """phi_m [H, W], rad."""

@@ -77,6 +77,10 @@ class SipradState:
 
     All tensors live on the CPU (``state_dict`` copies), so a state can cross
     devices and processes.  ``phase_scale`` (rad) converts the DIP output to phi_m.
+    ``net_input`` : the DIP input [1, 1, H', W'] the weights were fitted with; a
+    warm start given a state whose ``net_input`` is set (and of the right
+    shape) keeps that input instead of the new image's SITIE, so its first
+    iterate is the previous result (the live loop shifts it for drift).
     """
 
     network: dict[str, Any]
@@ -85,6 +89,7 @@ class SipradState:
     network_config: NetworkConfig
     amplitude_network: dict[str, Any] | None = None
     amplitude_optimiser: dict[str, Any] | None = None
+    net_input: torch.Tensor | None = None
 
 
 @dataclass
@@ -103,7 +108,9 @@ class SipradResult:
     sitie : the SITIE phase used as the DIP input, rad.
     amplitude, phase_e : the amplitude map and phi_e (rad), or None.
     loss : image MSE per main-loop iteration (mean-normalised units).
-    iterations : main-loop iterations used.  stop_reason : why it stopped.
+    iterations : main-loop iterations used.  stop_reason : why it stopped
+        (``"max_iterations"``: the iteration cap was reached before convergence).
+    pretrain_iterations : pre-training iterations run (0 for a warm start).
     noise : the noise estimate used by the discrepancy principle.
     target : the misfit the discrepancy principle stops at (noise power passed
         by the loss, times ``discrepancy_factor``).
@@ -130,6 +137,7 @@ class SipradResult:
     target: float
     state: SipradState
     seconds: float
+    pretrain_iterations: int = 0
 
 
 def validate_image(image: Any) -> torch.Tensor:
@@ -280,17 +288,23 @@ class SipradReconstructor:
 
     def _phase_model(self, sitie: torch.Tensor, problem: ForwardProblem, state) -> PhaseModel:
         cfg = self.config
-        carried = None
+        carried = net_input = None
+        field = problem.extend(sitie)
         if state is not None:
             # a warm start keeps the architecture its weights were trained with
             carried = ModelState(state.network, state.optimiser, state.network_config)
+            if state.net_input is not None and tuple(state.net_input.shape[-2:]) == tuple(
+                field.shape
+            ):
+                net_input = state.net_input.to(self.device, field.dtype)
         return PhaseModel(
             cfg.network,
-            problem.extend(sitie),
+            field,
             cfg.learning_rate,
             cfg.seed,
             state=carried,
             scale=None if state is None else state.phase_scale,
+            net_input=net_input,
         )
 
     def reconstruct(
@@ -303,6 +317,7 @@ class SipradReconstructor:
         observe: ObserveCallback | None = None,
         observe_every: int = 50,
         deadline: float | None = None,
+        pretrain_progress: ProgressCallback | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -317,7 +332,11 @@ class SipradReconstructor:
             ``observe_every`` iterations with the current unsmoothed phi_m [H, W], rad.
         deadline : ``time.perf_counter()`` value at which the main loop stops
             (stop reason ``"time budget"``) and returns its current iterate; the
-            live loop's per-frame budget.  Pre-training is not cut short.
+            live loop's per-frame budget.  Pre-training (cold starts) stops
+            when half of the time to the deadline has passed (at least one
+            iteration; ``pretrain_iterations`` in the result says how many ran).
+        pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
+            during pre-training.
 
         Returns
         -------
@@ -336,8 +355,9 @@ class SipradReconstructor:
         sitie = self._sitie_input(image, params, noise, mask)
         phase = self._phase_model(sitie, problem, state)
         jitter = InputNoise(cfg.input_noise, cfg.seed + NOISE_SEED_OFFSET, self.device)
+        pretrained = 0
         if state is None:
-            self._pretrain(phase, amplitude, jitter)
+            pretrained = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
         # expected misfit of the true phase: the noise power the loss lets through
@@ -386,17 +406,36 @@ class SipradReconstructor:
             reason=reason,
             target=target,
             start=start,
+            pretrained=pretrained,
         )
 
-    def _pretrain(self, phase: PhaseModel, amplitude: Amplitude, jitter: InputNoise) -> None:
-        """Fit each DIP's output to its own input (cold start)."""
-        for _ in range(self.config.pretrain_iterations):
+    def _pretrain(
+        self,
+        phase: PhaseModel,
+        amplitude: Amplitude,
+        jitter: InputNoise,
+        deadline: float | None,
+        progress: ProgressCallback | None,
+    ) -> int:
+        """Fit each DIP's output to its own input (cold start); -> iterations run.
+
+        With a deadline, stops once half of the time to it has passed (after >= 1).
+        """
+        total = self.config.pretrain_iterations
+        now = time.perf_counter()
+        end = None if deadline is None else now + (deadline - now) / 2.0
+        done = 0
+        while done < total and not (done and end is not None and time.perf_counter() >= end):
             phase.zero_grad()
             amplitude.zero_grad()
             loss = phase.pretrain_loss(jitter) + amplitude.pretrain_loss(jitter)
             loss.backward()
             phase.step()
             amplitude.step()
+            done += 1
+            if progress is not None:
+                progress(done, total, float(loss.detach()))
+        return done
 
     def _result(
         self,
@@ -413,6 +452,7 @@ class SipradReconstructor:
         reason: str,
         target: float,
         start: float,
+        pretrained: int,
     ) -> SipradResult:
         with torch.no_grad():
             phi_raw = phase.phase(None)
@@ -440,6 +480,7 @@ class SipradReconstructor:
             network_config=phase_state.config,
             amplitude_network=None if amp_state is None else amp_state.network,
             amplitude_optimiser=None if amp_state is None else amp_state.optimiser,
+            net_input=phase.input.detach().cpu().clone(),
         )
         return SipradResult(
             phi_m=_cpu(phi_m),
@@ -461,6 +502,7 @@ class SipradReconstructor:
             target=target,
             state=new_state,
             seconds=time.perf_counter() - start,
+            pretrain_iterations=pretrained,
         )
 
 
