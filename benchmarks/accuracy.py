@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from lorentz_live.physics import (  # noqa: E402
     stripe_domains,
 )
 from lorentz_live.siprad import SipradConfig, SipradReconstructor  # noqa: E402
+from lorentz_live.siprad.config import AMPLITUDE_MODES  # noqa: E402
 
 #: CGT-like film (paper Methods: Ms = 2e5 A/m), 100 nm thick.
 MS_A_PER_M = 2.0e5
@@ -271,7 +273,7 @@ def contaminated_case(config: SipradConfig, seed: int = 0) -> dict[str, dict[str
         "sitie": scores(sitie_phase(image, params), truth, 4.0),
         "tuned": tuned_sitie(image, params, truth, False),
     }
-    for mode in ("none", "threshold", "learn"):
+    for mode in AMPLITUDE_MODES:
         result = SipradReconstructor(config.replace(amplitude=mode, seed=seed)).reconstruct(
             image, params
         )
@@ -464,14 +466,17 @@ def edges_summary(rows: list[tuple[Cell, dict[str, float]]]) -> list[str]:
     return lines
 
 
-def run_grid(args: argparse.Namespace, config: SipradConfig) -> list[tuple[Cell, dict]]:
-    """All grid cells, seed-averaged, in drawing order."""
+def run_grid(
+    args: argparse.Namespace, config: SipradConfig, save: Callable[[list], None]
+) -> list[tuple[Cell, dict]]:
+    """All grid cells (this shard's), seed-averaged, in drawing order; ``save`` after each."""
     rows = []
     cells = draw_cells(args.cells, args.grid_seed)
     shard = cells[args.shard :: args.shards]
     for cell in shard:
         runs = [run_cell(cell, seed, config) for seed in range(args.seeds)]
         rows.append((cell, mean_runs(runs)))
+        save(rows)
         m = rows[-1][1]
         print(
             f"{cell.label()}: siprad {m['siprad.phase']:.3f}/{m['siprad.b']:.3f}/"
@@ -490,7 +495,7 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
         cases[f"paper case, {paper_size} px crop, boundary {boundary}"] = result
         print(boundary, result, flush=True)
     contaminated = contaminated_case(config)
-    for mode in ("none", "threshold", "learn"):
+    for mode in AMPLITUDE_MODES:
         cases[f"contaminated lattice, amplitude {mode}"] = contaminated[mode] | {
             "sitie": contaminated["sitie"],
             "tuned": contaminated["tuned"],
@@ -533,9 +538,15 @@ def main(argv: list[str] | None = None) -> None:
             parts |= {k: v for k, v in part.items() if k in ("special", "grid")}
     else:
         if args.only in (None, "grid"):
-            grid = run_grid(args, config)
-            parts["rows"] = [(asdict(c), m) for c, m in grid]
             parts["grid"] = {"cells": args.cells, "seeds": args.seeds, "seed": args.grid_seed}
+
+            def save(rows: list) -> None:
+                parts["rows"] = [(asdict(c), m) for c, m in rows]
+                parts["seconds"] = time.perf_counter() - t0
+                if args.only and args.save:
+                    args.save.write_text(json.dumps(parts))
+
+            run_grid(args, config, save)
         if args.only in (None, "special"):
             parts["special"] = run_special(args.paper_size, config)
         parts["seconds"] = time.perf_counter() - t0

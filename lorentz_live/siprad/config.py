@@ -10,7 +10,7 @@ from lorentz_live.errors import InputError
 from lorentz_live.physics import Material
 from lorentz_live.siprad.network import NetworkConfig
 
-AMPLITUDE_MODES = ("none", "threshold", "learn")
+AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude")
 STOP_RULES = ("discrepancy", "plateau", "none")
 BOUNDARIES = ("pad", "periodic")
 SMOOTHING_MODES = ("none", "resolution", "fixed")
@@ -59,7 +59,11 @@ class SipradConfig:
     loss_weighting : ``"none"`` (pixel MSE) or ``"wiener"`` (MSE weighted in
         frequency by the Wiener gain).
     amplitude : ``"none"`` (uniform), ``"threshold"`` (fixed dual-valued map from
-        the image) or ``"learn"`` (a second DIP, paper Methods).
+        the image), ``"learn"`` (a second DIP, paper Methods) or ``"exclude"``
+        (uniform amplitude; the thresholded contaminants, widened by
+        ``exclude_margin`` Fresnel lengths sqrt(lambda |dz|), are left out of the
+        misfit and the DIP fills phi_m in under them).
+    exclude_margin : ``"exclude"``: widening of the mask, in Fresnel lengths.
     threshold : amplitude threshold in units of the mean intensity (None = 3/4 of
         the mode).
     material : contaminant constants that turn an amplitude into phi_e.
@@ -88,6 +92,7 @@ class SipradConfig:
     loss_weighting: str = "none"
     amplitude: str = "none"
     threshold: float | None = None
+    exclude_margin: float = 1.0
     material: Material = field(default_factory=Material)
     amplitude_network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)

@@ -31,10 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from lorentz_live.errors import InputError
 from lorentz_live.physics import (
     MicroscopeParams,
+    electron_wavelength_m,
     gaussian_filter,
     gaussian_half_transfer,
     integrated_induction,
@@ -264,6 +266,8 @@ class SipradReconstructor:
         if cfg.amplitude == "none":
             return UniformAmplitude(), None
         amp_map = threshold_amplitude(image, cfg.material, params.kv, threshold=cfg.threshold)
+        if cfg.amplitude == "exclude":
+            return UniformAmplitude(), amp_map.mask
         if cfg.amplitude == "threshold":
             model = FixedAmplitude(
                 problem.extend(amp_map.amplitude), problem.extend(amp_map.phase_e)
@@ -360,6 +364,9 @@ class SipradReconstructor:
             pretrained = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
+        valid = None
+        if cfg.amplitude == "exclude" and mask is not None:
+            valid = ~widen(mask, cfg.exclude_margin * fresnel_length_px(params))
         # expected misfit of the true phase: the noise power the loss lets through
         passed = 1.0 if weight is None else float(weight.mean())
         target = cfg.discrepancy_factor * noise.variance * passed
@@ -383,7 +390,7 @@ class SipradReconstructor:
             amplitude.zero_grad()
             a, phi_e = amplitude.exit(jitter)
             fit = problem.simulate(phase.phase(jitter) + phi_e, a)
-            return _misfit(fit, image, weight)
+            return _misfit(fit, image, weight, valid)
 
         def update(iteration: int) -> None:
             phase.update(iteration)
@@ -407,6 +414,7 @@ class SipradReconstructor:
             target=target,
             start=start,
             pretrained=pretrained,
+            valid=valid,
         )
 
     def _pretrain(
@@ -453,6 +461,7 @@ class SipradReconstructor:
         target: float,
         start: float,
         pretrained: int,
+        valid: torch.Tensor | None,
     ) -> SipradResult:
         with torch.no_grad():
             phi_raw = phase.phase(None)
@@ -461,7 +470,7 @@ class SipradReconstructor:
             if self.config.calibrate_scale:
                 alpha = fit_scale(
                     lambda a: float(
-                        torch.mean((problem.simulate(a * phi_raw + phi_e, amp) - image) ** 2)
+                        _misfit(problem.simulate(a * phi_raw + phi_e, amp), image, None, valid)
                     )
                 )
             phi_raw = alpha * phi_raw
@@ -506,8 +515,33 @@ class SipradReconstructor:
         )
 
 
-def _misfit(fit: torch.Tensor, image: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """Pixel MSE, or the Wiener-weighted spectral MSE (same units)."""
+def fresnel_length_px(params: MicroscopeParams) -> float:
+    """sqrt(lambda |dz|) in pixels: how far defocus spreads a feature's contrast."""
+    return math.sqrt(electron_wavelength_m(params.kv) * abs(params.defocus_m)) / params.pixel_size_m
+
+
+def widen(mask: torch.Tensor, radius_px: float) -> torch.Tensor:
+    """``mask`` [H, W] (bool) dilated by a square of half-width ceil(radius_px)."""
+    r = math.ceil(radius_px)
+    if r <= 0 or not bool(mask.any()):
+        return mask
+    grown = F.max_pool2d(mask[None, None].float(), 2 * r + 1, stride=1, padding=r)
+    return grown[0, 0] > 0
+
+
+def _misfit(
+    fit: torch.Tensor,
+    image: torch.Tensor,
+    weight: torch.Tensor | None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pixel MSE, the Wiener-weighted spectral MSE (same units), or the MSE over ``valid``.
+
+    Over ``valid`` pixels both images are first divided by their mean there.
+    """
+    if valid is not None and bool(valid.any()):
+        fit, image = fit[valid], image[valid]
+        return torch.mean((fit / fit.mean() - image / image.mean()) ** 2)
     if weight is None:
         return torch.mean((fit - image) ** 2)
     residual = torch.fft.fft2(fit - image)
