@@ -280,8 +280,9 @@ def test_siprad_round_trip_writes_fit_loss_and_amplitude(workdir, capsys) -> Non
     np.testing.assert_allclose(result["phase_e"], expected.numpy(), rtol=1e-5, atol=1e-6)
     assert float(result["phase_e"].max()) > 0
     assert float(result["smoothing_sigma_px"]) == 2.0
-    # resolution: finer than the field, no finer than 2 px (Nyquist) and the smoothing
-    assert 8.0 <= float(result["resolution_nm"]) < 4.0 * 64
+    # resolution: no finer than the 2 px smoothing's half transfer (5.3 px of 4 nm);
+    # inf when noise beats the signal at every frequency
+    assert float(result["resolution_nm"]) >= 21.0
     assert str(result["method"]) == "siprad"
     for key in ("phi_m", "b_x", "b_y", "image_fit", "amplitude"):
         assert result[key].shape == (64, 48), key

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 #: Golden-section search bounds on alpha and its tolerance.
 SCALE_RANGE = (0.5, 2.0)
-SCALE_TOLERANCE = 1.0e-3
+SCALE_TOLERANCE = 5.0e-3
 _INVERSE_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 

@@ -98,3 +98,25 @@ def test_pad_problem_crops_the_window_of_a_larger_field() -> None:
     periodic = ForwardProblem.build((40, 48), params, "periodic", 0.1, cache)
     assert periodic.pad == 0
     torch.testing.assert_close(periodic.simulate(phase, None), simulate_image(phase, params))
+
+
+def test_excluded_pixels_do_not_enter_the_misfit() -> None:
+    from lorentz_live.siprad.reconstructor import _misfit, fresnel_length_px, widen
+
+    gen = torch.Generator().manual_seed(0)
+    image = 1.0 + 0.1 * torch.randn(32, 32, generator=gen)
+    fit = 1.0 + 0.1 * torch.randn(32, 32, generator=gen)
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[10:14, 10:14] = True
+    grown = widen(mask, 2.0)
+    assert int(grown.sum()) == 8 * 8  # 4 px square grown by 2 px on each side
+    assert bool(grown[8, 8]) and not bool(grown[7, 8])
+    valid = ~grown
+    changed = fit.clone()
+    changed[grown] = 50.0  # a dark particle's wild contrast, inside the mask
+    same = _misfit(fit, image, None, valid)
+    torch.testing.assert_close(_misfit(changed, image, None, valid), same)
+    assert float(_misfit(changed, image, None, None)) > 10 * float(_misfit(fit, image, None, None))
+    # sqrt(lambda |dz|): 200 kV (2.51 pm), 1 mm -> 50.1 nm = 12.5 px of 4 nm
+    params = MicroscopeParams(pixel_size_nm=4.0, defocus_nm=-1.0e6)
+    assert fresnel_length_px(params) == pytest.approx(12.53, rel=0.01)
