@@ -370,17 +370,6 @@ class SipradReconstructor:
         # expected misfit of the true phase: the noise power the loss lets through
         passed = 1.0 if weight is None else float(weight.mean())
         target = cfg.discrepancy_factor * noise.variance * passed
-        rules: tuple = (
-            stop_rule(
-                cfg.stop,
-                target=target,
-                min_iterations=cfg.min_iterations,
-                plateau_window=cfg.plateau_window,
-                plateau_tolerance=cfg.plateau_tolerance,
-            ),
-        )
-        if deadline is not None:
-            rules = (Deadline(deadline), *rules)
 
         def step(iteration: int) -> torch.Tensor:
             if observe is not None and iteration % observe_every == 0:
@@ -397,7 +386,7 @@ class SipradReconstructor:
             amplitude.update(iteration)
 
         losses, iterations, reason = optimise(
-            step, update, AnyOf(rules), cfg.max_iterations, progress
+            step, update, self._stop_rule(target, deadline), cfg.max_iterations, progress
         )
         amplitude.finish()
         return self._result(
@@ -416,6 +405,18 @@ class SipradReconstructor:
             pretrained=pretrained,
             valid=valid,
         )
+
+    def _stop_rule(self, target: float, deadline: float | None) -> AnyOf:
+        """The deadline (if any), then the configured rule."""
+        cfg = self.config
+        rule = stop_rule(
+            cfg.stop,
+            target=target,
+            min_iterations=cfg.min_iterations,
+            plateau_window=cfg.plateau_window,
+            plateau_tolerance=cfg.plateau_tolerance,
+        )
+        return rule if deadline is None else AnyOf((Deadline(deadline), rule))
 
     def _pretrain(
         self,
