@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import time
@@ -502,7 +503,8 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
         }
     print("contaminated", contaminated, flush=True)
     speeds = {str(size): speed(config, size) for size in (128, 256)}
-    return {"cases": cases, "speed": speeds, "paper_size": paper_size}
+    load = os.getloadavg()[0]
+    return {"cases": cases, "speed": speeds, "paper_size": paper_size, "load": load}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -612,7 +614,9 @@ def write_docs(parts: dict) -> None:
     ]
     (DOCS / "accuracy.md").write_text("\n".join(md))
     body = [
-        "SIPRAD, default `SipradConfig()`, CPU, 1 thread.  Seconds per main-loop iteration "
+        "SIPRAD, default `SipradConfig()`, CPU, 1 thread, measured with a 1-minute load "
+        f"average of {special.get('load', float('nan')):.1f} on the machine (a shared "
+        "machine is slower than an idle one).  Seconds per main-loop iteration "
         "(forward + backward + Adam), median of 20:",
         "",
         "| px | s / iteration |",
