@@ -614,9 +614,13 @@ def write_docs(parts: dict) -> None:
     ]
     (DOCS / "accuracy.md").write_text("\n".join(md))
     body = [
-        "SIPRAD, default `SipradConfig()`, CPU, 1 thread, measured with a 1-minute load "
-        f"average of {special.get('load', float('nan')):.1f} on the machine (a shared "
-        "machine is slower than an idle one).  Seconds per main-loop iteration "
+        "SIPRAD, default `SipradConfig()`, CPU, 1 thread, "
+        + (
+            f"measured with a 1-minute load average of {special['load']:.1f}"
+            if "load" in special
+            else "measured while other processes shared the CPU (load not recorded)"
+        )
+        + " (a shared machine is slower than an idle one).  Seconds per main-loop iteration "
         "(forward + backward + Adam), median of 20:",
         "",
         "| px | s / iteration |",
