@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy lorentz_live acquisition_bridge
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
@@ -54,4 +55,4 @@ bench-live: $(VENV)/.dev
 	$(PY) benchmarks/live.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache

@@ -15,19 +15,59 @@ Receive the newest frame from a running ``lorentz-bridge``::
             image, defocus_nm = message.pixels, message.header["defocus_nm"]
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from acquisition_bridge.keys import MICROSCOPE_KEYS
-from acquisition_bridge.protocol import (
-    PROTOCOL_VERSION,
-    Frame,
-    Limits,
-    Message,
-    ProtocolError,
-    decode,
-    encode_control,
-    encode_frame,
-)
-from acquisition_bridge.sources import EndOfSource, MemorySource, Source, SourceError
-from acquisition_bridge.transport import Publisher, PublisherStats, Subscriber, SubscriberStats
+
+if TYPE_CHECKING:
+    from acquisition_bridge.protocol import (
+        PROTOCOL_VERSION,
+        Frame,
+        Limits,
+        Message,
+        ProtocolError,
+        decode,
+        encode_control,
+        encode_frame,
+    )
+    from acquisition_bridge.sources import EndOfSource, MemorySource, Source, SourceError
+    from acquisition_bridge.transport import (
+        Publisher,
+        PublisherStats,
+        Subscriber,
+        SubscriberStats,
+    )
+
+# Loaded on first use, so that ``acquisition_bridge.keys`` (shared with the
+# engine) imports neither zmq nor msgpack.
+_LAZY = {
+    "PROTOCOL_VERSION": "protocol",
+    "Frame": "protocol",
+    "Limits": "protocol",
+    "Message": "protocol",
+    "ProtocolError": "protocol",
+    "decode": "protocol",
+    "encode_control": "protocol",
+    "encode_frame": "protocol",
+    "EndOfSource": "sources",
+    "MemorySource": "sources",
+    "Source": "sources",
+    "SourceError": "sources",
+    "Publisher": "transport",
+    "PublisherStats": "transport",
+    "Subscriber": "transport",
+    "SubscriberStats": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"acquisition_bridge.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'acquisition_bridge' has no attribute {name!r}")
+
 
 __all__ = [
     "MICROSCOPE_KEYS",

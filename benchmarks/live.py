@@ -1,24 +1,35 @@
-"""Warm-started live reconstruction of a simulated field-cooling movie.
+"""The live loop: every frame answered, SIPRAD refinement, the amortised network.
 
-    make bench-live            (python benchmarks/live.py [--sizes 128 256] [--frames 60])
+    make bench-live            (python benchmarks/live.py [--size 128] [--frames 16])
 
-Two parts, one run:
+Movie (lorentz_live.simulator, field cooling): an ordered Bloch-bubble lattice
+at 100 K whose field rises (bubbles shrink), jiggling and drifting, 6 nm pixels,
+dz = -0.6 mm, Poisson dose 11 e/px (noise 30 %).  Parts, one run:
 
-1. Accuracy, in process: every frame reconstructed warm-started from the previous
-   one, and every ``--cold-every``-th frame also from a cold start (fresh network,
-   pre-training, full budget); phase and B correlation with the simulator's
-   ground truth on the [N/16 : -N/16] crop, beside plain SITIE; iterations per
-   frame; with and without stage drift (is registration of the warm start needed?).
-2. End to end through real sockets: ``lorentz-bridge simulate`` in its own
-   process publishing at ``--fps``, the live runner reconstructing what it can
-   (latest-frame policy), fps, latency p50/p99 and dropped frames.
+1. Accuracy per frame, in process and causal (frame t answered only from frames
+   before it): Wiener-SITIE, the amortised network (trained 30 steps per frame
+   in the caller's thread), warm SIPRAD with carried Adam (the default) and with
+   a fresh Adam at 2x the rate, from one shared cold start.  PNG of phase and B
+   correlation per frame: docs/img/live_accuracy_per_frame.png.
+2. Cold start: time and accuracy of the first SIPRAD result with 200 and 50
+   pre-training iterations (unbounded) and with 50 and a 3 s budget.
+3. Drift jumps of 1, 5 and 20 px and a gap of 10 frames after the warm frames
+   of part 1: warm SIPRAD on the next frame with the defaults, without shifting
+   the kept DIP input for the drift, and with a fixed budget.
+4. End to end through sockets at 2, 5 and 10 fps: `lorentz-bridge simulate` in
+   its own process -> LiveRunner (instant Wiener-SITIE + SIPRAD thread) in
+   this one; coverage per method, instant latency, refinement rate, the frames
+   that arrived during the cold start.
 
-Writes the "live" section of docs/benchmarks.md.
+Writes the "live" section of docs/benchmarks.md (the old "live-cpu" and
+"live-e2e-cpu" sections are replaced by it).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -30,12 +41,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import REPORT, write_section
 
-from lorentz_live.live import Frame, LiveConfig, LiveEngine
+from lorentz_live.live import LiveConfig, LiveEngine, LiveFrame, LiveResult
+from lorentz_live.live.amortised import AmortisedMethod
+from lorentz_live.live.methods import SitieMethod
 from lorentz_live.live.runner import LiveRunner
 from lorentz_live.metrics import phase_and_b_accuracy
-from lorentz_live.physics import sitie_phase
+from lorentz_live.physics import MicroscopeParams
 from lorentz_live.simulator import (
     FieldCoolingMovie,
     FieldCoolingSettings,
@@ -44,211 +57,295 @@ from lorentz_live.simulator import (
     free_loopback_endpoint,
 )
 
+PARAMS = MicroscopeParams(pixel_size_nm=6.0, defocus_nm=-6.0e5)
+DOSE = 11.0
+TEMPERATURE_K = 100.0
+IMAGE = Path(__file__).resolve().parent.parent / "docs" / "img" / "live_accuracy_per_frame.png"
 
-def scores(phase: torch.Tensor, truth: torch.Tensor, pixel_nm: float) -> tuple[float, float]:
-    return phase_and_b_accuracy(phase, truth, pixel_nm)
 
-
-def movie_settings(
-    size: int, frames: int, dose: float, stage_drift_nm: float
-) -> FieldCoolingSettings:
-    """Bubbles present from the first frame: cooling from 250 K (Tc 280 K) to 100 K."""
-    return FieldCoolingSettings(
+def make_movie(size: int, frames: int) -> list[SimulatedFrame]:
+    settings = FieldCoolingSettings(
         size_px=size,
-        ramp_frames=max(2, frames),
-        temperature_start_k=250.0,
-        dose_e_per_px=dose,
-        stage_drift_nm=(stage_drift_nm, -0.5 * stage_drift_nm),
+        params=PARAMS,
+        ramp_frames=max(2, 2 * frames),
+        temperature_start_k=TEMPERATURE_K,
+        temperature_end_k=90.0,
+        dose_e_per_px=DOSE,
+        stage_drift_nm=(2.0, -1.0),
         seed=1,
     )
-
-
-def make_movie(settings: FieldCoolingSettings, frames: int) -> list[SimulatedFrame]:
     movie = FieldCoolingMovie(settings)
     return [movie.next() for _ in range(frames)]
 
 
-def accuracy(
-    frames: list[SimulatedFrame],
-    settings: FieldCoolingSettings,
-    config: LiveConfig,
-    cold_every: int,
-):
-    """Per-frame rows: seq, warm phase/B, warm iterations, cold phase/B, cold iterations, SITIE phase/B."""
-    params = settings.params
-    warm_engine = LiveEngine(config)
-    cold_engine = LiveEngine(config)
-    rows = []
-    for seq, frame in enumerate(frames):
-        truth = torch.from_numpy(frame.phi_m)
-        wire = Frame(frame.image, params, seq, time.time_ns())
-        warm = warm_engine.process(wire)
-        row = {
-            "seq": seq,
-            "warm": scores(warm.phi_m, truth, params.pixel_size_nm),
-            "warm_it": warm.iterations
-            + (config.siprad.pretrain_iterations if not warm.warm else 0),
-            "warm_s": warm.compute_s,
-            "sitie": scores(
-                sitie_phase(torch.from_numpy(frame.image.astype(np.float32)), params),
-                truth,
-                params.pixel_size_nm,
-            ),
-            "drift": warm.drift_px,
-        }
-        if seq % cold_every == 0:
-            cold_engine.request_cold_restart("benchmark")
-            cold = cold_engine.process(wire)
-            row["cold"] = scores(cold.phi_m, truth, params.pixel_size_nm)
-            row["cold_it"] = cold.iterations + config.siprad.pretrain_iterations
-            row["cold_s"] = cold.compute_s
-        rows.append(row)
+def live_frame(frame: SimulatedFrame, seq: int, shift_px: int = 0) -> LiveFrame:
+    image = np.roll(frame.image.astype(np.float32), (shift_px, shift_px), axis=(0, 1))
+    return LiveFrame(image, PARAMS, seq, time.time_ns())
+
+
+def score(phase: torch.Tensor, frame: SimulatedFrame, shift_px: int = 0) -> tuple[float, float]:
+    truth = torch.from_numpy(np.roll(frame.phi_m, (shift_px, shift_px), axis=(0, 1)))
+    return phase_and_b_accuracy(phase, truth, PARAMS.pixel_size_nm)
+
+
+def per_frame(movie: list[SimulatedFrame], config: LiveConfig) -> tuple[dict, dict]:
+    """Scores per method and frame; the carried-Adam engine after the last frame."""
+    sitie = SitieMethod()
+    amortised = AmortisedMethod(background=False)
+    instant = LiveEngine(config, instant=amortised)
+    carried = LiveEngine(config)
+    rows: dict[str, list] = {
+        k: [] for k in ("sitie", "amortised", "carried", "fresh", "it_c", "it_f", "s_c", "ms_a")
+    }
+    fresh = None
+    for seq, frame in enumerate(movie):
+        live = live_frame(frame, seq)
+        image = torch.from_numpy(live.image)
+        rows["sitie"].append(score(sitie.reconstruct(live, image).phi_m, frame))
+        start = time.perf_counter()
+        answer = instant.answer(live)
+        rows["ms_a"].append(1e3 * (time.perf_counter() - start))
+        rows["amortised"].append(score(answer.phi_m, frame))
+        amortised.train_pending()
+        result = carried.process(live)
+        if fresh is None:  # the same cold start for both policies
+            fresh = fork(carried, carry_optimiser=False)
+            other = result
+        else:
+            other = fresh.process(live)
+        rows["carried"].append(score(result.phi_m, frame))
+        rows["fresh"].append(score(other.phi_m, frame))
+        rows["it_c"].append(result.iterations)
+        rows["it_f"].append(other.iterations)
+        rows["s_c"].append(result.compute_s)
         print(
-            f"  frame {seq:3d}: warm {row['warm'][0]:.3f}/{row['warm'][1]:.3f} ({row['warm_it']} it, "
-            f"{row['warm_s']:.2f} s)"
-            + (
-                f"  cold {row['cold'][0]:.3f}/{row['cold'][1]:.3f} ({row['cold_it']} it)"
-                if "cold" in row
-                else ""
-            )
-            + f"  sitie {row['sitie'][0]:.3f}/{row['sitie'][1]:.3f}",
+            f"  frame {seq:2d}: sitie {rows['sitie'][-1][1]:.3f}  amortised {rows['amortised'][-1][1]:.3f}"
+            f"  siprad carried {rows['carried'][-1][1]:.3f} ({result.iterations} it)"
+            f"  fresh {rows['fresh'][-1][1]:.3f} ({other.iterations} it)   [B correlation]",
             flush=True,
         )
-    return rows
+    return rows, {"engine": carried}
 
 
-def summarise(rows: list[dict]) -> dict[str, float]:
-    """Means over the frames that have a cold reference (frame 0 excluded: it is cold in both)."""
-    paired = [row for row in rows[1:] if "cold" in row]
-    warm_all = rows[1:]
-    return {
-        "warm_phase": statistics.mean(r["warm"][0] for r in paired),
-        "warm_b": statistics.mean(r["warm"][1] for r in paired),
-        "cold_phase": statistics.mean(r["cold"][0] for r in paired),
-        "cold_b": statistics.mean(r["cold"][1] for r in paired),
-        "sitie_phase": statistics.mean(r["sitie"][0] for r in paired),
-        "sitie_b": statistics.mean(r["sitie"][1] for r in paired),
-        "warm_it": statistics.median(r["warm_it"] for r in warm_all),
-        "cold_it": statistics.median(r["cold_it"] for r in paired),
-        "warm_s": statistics.median(r["warm_s"] for r in warm_all),
-        "cold_s": statistics.median(r["cold_s"] for r in paired),
-        "worst_warm_minus_sitie_b": min(r["warm"][1] - r["sitie"][1] for r in warm_all),
-        "paired": len(paired),
+def fork(engine: LiveEngine, **changes) -> LiveEngine:
+    """A new engine whose SIPRAD continues from a copy of ``engine``'s state."""
+    config = dataclasses.replace(engine.config, **changes)
+    refiner = copy.deepcopy(engine.refiner)
+    refiner.config = config
+    return LiveEngine(config, refiner=refiner)
+
+
+def plot(rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    labels = {
+        "sitie": "Wiener-SITIE (instant)",
+        "amortised": "amortised network",
+        "carried": "warm SIPRAD, carried Adam",
+        "fresh": "warm SIPRAD, fresh Adam 2x",
     }
+    for index, name in enumerate(("phase", "B")):
+        for key, label in labels.items():
+            values = [row[index] for row in rows[key]]
+            axes[index].plot(range(len(values)), values, marker=".", label=label)
+        axes[index].set_xlabel("frame")
+        axes[index].set_ylabel(f"{name} correlation")
+        axes[index].grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
 
 
-def end_to_end(
-    size: int, frames: int, fps: float, dose: float, config: LiveConfig
-) -> dict[str, float]:
-    """Bridge process -> runner (this process) -> nothing; returns fps, latency and drops."""
+def cold_starts(frame: SimulatedFrame, config: LiveConfig) -> list[tuple[str, float, tuple]]:
+    """(setting, seconds, scores) of the first SIPRAD result."""
+    settings = [
+        ("200 pre-training, unbounded (default)", 200, None),
+        ("50 pre-training, unbounded", 50, None),
+        ("50 pre-training, 3 s budget", 50, 3.0),
+    ]
+    out = []
+    for label, pretrain, budget in settings:
+        cfg = dataclasses.replace(
+            config, siprad=config.siprad.replace(pretrain_iterations=pretrain), cold_budget_s=budget
+        )
+        result = LiveEngine(cfg).process(live_frame(frame, 0))
+        out.append((label, result.compute_s, score(result.phi_m, frame)))
+        print(f"  cold {label}: {result.compute_s:.1f} s, {out[-1][2]}", flush=True)
+    return out
+
+
+def jumps(movie: list[SimulatedFrame], engine: LiveEngine) -> list[str]:
+    """Warm SIPRAD on the frame after a drift jump or a gap, adaptive budget on and off."""
+    lines = []
+    seen = len(movie) - 11  # the engine's state is from frame ``seen``
+    sitie = SitieMethod()
+    cases = [(f"drift jump {j} px", j, 1) for j in (1, 5, 20)] + [("gap of 10 frames", 0, 10)]
+    for label, shift, gap in cases:
+        # the frame before the one the state saw (other noise), shifted; or 10 frames on
+        index = seen - 1 if gap == 1 else seen + gap
+        frame = movie[index]
+        seq = seen + gap
+        cells = [label]
+        for changes in ({}, {"shift_for_drift": False}, {"adaptive": False}):
+            trial = fork(engine, **changes)
+            result = trial.process(live_frame(frame, seq, shift))
+            p, b = score(result.phi_m, frame, shift)
+            cells.append(f"{p:.3f} / {b:.3f} ({result.iterations} it, {result.compute_s:.1f} s)")
+        live = live_frame(frame, seq, shift)
+        p, b = score(sitie.reconstruct(live, torch.from_numpy(live.image)).phi_m, frame, shift)
+        cells.append(f"{p:.3f} / {b:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def end_to_end(size: int, frames: int, fps: float, config: LiveConfig) -> dict[str, float]:
+    """Bridge process -> runner in this process; every result caught by a listener."""
     endpoint = free_loopback_endpoint()
     command = bridge_command(
         endpoint,
         size=size,
         fps=fps,
-        frames=0,
-        dose=dose,
-        ramp_frames=10 * frames,
-        temperature_start_k=250,
+        frames=frames,
+        dose=DOSE,
+        pixel_size_nm=PARAMS.pixel_size_nm,
+        defocus_nm=PARAMS.defocus_nm,
+        ramp_frames=2 * frames,
+        temperature_start_k=TEMPERATURE_K,
     )
     bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # the bridge streams until stopped; the runner takes the first cold frame + ``frames`` more
-    runner = LiveRunner(LiveEngine(config), endpoint, max_frames=frames + 1, idle_timeout_s=30.0)
+    engine = LiveEngine(config)
+    results: list[tuple[float, LiveResult]] = []
+    engine.add_listener(lambda r: results.append((time.monotonic(), r)))
+    runner = LiveRunner(engine, endpoint, idle_timeout_s=60.0, drain_timeout_s=120.0)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
-    thread.join(3600)
+    thread.join(900)
     bridge.terminate()
     bridge.wait(60)
     summary = runner.summary
-    # steady state: leave out the first (cold) frame
-    latencies = summary.latencies_s[1:] or summary.latencies_s
+    instant = [r for _, r in results if r.method == "sitie"]
+    refined = [(t, r) for t, r in results if r.method == "siprad"]
+    latencies = [r.latency_s for r in instant]
+    first = refined[0][1] if refined else None
+    first_at = refined[0][0] if refined else float("inf")
+    during_cold = [r for t, r in results if r.method == "sitie" and r.seq > 0 and t < first_at]
+    span = refined[-1][0] - refined[1][0] if len(refined) > 2 else float("nan")
     return {
-        "frames_sent": summary.frames + summary.dropped,
-        "reconstructed": summary.frames,
+        "sent": frames,
+        "answered": len({r.seq for r in instant}),
+        "refined": len({r.seq for _, r in refined}),
         "dropped": summary.dropped,
-        "fps": summary.steady_fps,
-        "latency_p50": float(np.percentile(latencies, 50)),
-        "latency_p99": float(np.percentile(latencies, 99)),
-        "iterations": statistics.median(summary.iterations[1:] or summary.iterations),
-        "ended_by": summary.ended_by,
+        "within_0.2": float(np.mean([lat <= 0.2 for lat in latencies])) if latencies else 0.0,
+        "p50": float(np.percentile(latencies, 50)) if latencies else float("nan"),
+        "p99": float(np.percentile(latencies, 99)) if latencies else float("nan"),
+        "refine_rate": (len(refined) - 2) / span
+        if np.isfinite(span) and span > 0
+        else float("nan"),
+        "first_siprad_s": first.latency_s if first else float("nan"),
+        "during_cold": len(during_cold),
+        "warm_it": statistics.median([r.iterations for _, r in refined[1:]] or [0]),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--cold-every", type=int, default=10)
-    parser.add_argument(
-        "--dose", type=float, default=4.0, help="electrons per pixel (noise = 1/sqrt(dose))"
-    )
-    parser.add_argument(
-        "--fps", type=float, default=5.0, help="bridge frame rate of the socket run"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the engine")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--skip-accuracy", action="store_true", help="only the end-to-end socket run"
-    )
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--frames", type=int, default=16, help="frames of the in-process movie")
+    parser.add_argument("--e2e-seconds", type=float, default=40.0, help="length of a socket run")
+    parser.add_argument("--fps", type=float, nargs="+", default=[2.0, 5.0, 10.0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = LiveConfig(device=args.device)
-    sections = [
-        f"Movie: simulated field cooling (lorentz_live.simulator), bubble lattice drifting, jiggling and "
-        f"losing bubbles, {args.frames} frames, 4 nm pixels, dz = -1 mm, Poisson dose {args.dose:g} e/px "
-        f"(noise {100 / np.sqrt(args.dose):.0f} %), engine on {args.device} with {args.threads} torch thread(s). "
-        f"Warm: `LiveConfig()` defaults (warm frames {config.warm_min_iterations}-{config.warm_max_iterations} "
-        f"iterations, discrepancy stop); cold: `SipradConfig()` defaults ({config.siprad.pretrain_iterations} "
-        f"pre-training + up to {config.siprad.max_iterations} iterations), run on every {args.cold_every}th frame. "
-        "Correlations on the [N/16 : -N/16] crop, B = mean of x and y; iterations count pre-training.",
-        "",
-        "| size | drift nm/frame | warm phase / B | cold phase / B | SITIE phase / B | warm it (median) | cold it (median) | it ratio | warm s/frame | cold s/frame | worst warm - SITIE (B) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for size in [] if args.skip_accuracy else args.sizes:
-        for drift in (0.0, 4.0):
-            print(f"size {size}, stage drift {drift} nm/frame", flush=True)
-            settings = movie_settings(size, args.frames, args.dose, drift)
-            rows = accuracy(make_movie(settings, args.frames), settings, config, args.cold_every)
-            s = summarise(rows)
-            sections.append(
-                f"| {size} | {drift:g} | {s['warm_phase']:.3f} / {s['warm_b']:.3f} | {s['cold_phase']:.3f} / "
-                f"{s['cold_b']:.3f} | {s['sitie_phase']:.3f} / {s['sitie_b']:.3f} | {s['warm_it']:.0f} | "
-                f"{s['cold_it']:.0f} | {s['cold_it'] / max(s['warm_it'], 1):.1f}x | {s['warm_s']:.2f} | "
-                f"{s['cold_s']:.2f} | {s['worst_warm_minus_sitie_b']:+.3f} |"
-            )
-            print(sections[-1], flush=True)
+    config = LiveConfig()
+    movie = make_movie(args.size, args.frames + 10)  # 10 more for the gap case
+
+    print("part 1: accuracy per frame", flush=True)
+    rows, state = per_frame(movie[: args.frames], config)
+    plot(rows, IMAGE)
+    after = slice(5, None)
+
+    def mean(key: str, index: int) -> float:
+        return float(np.mean([row[index] for row in rows[key][after]]))
+
+    def worst(key: str) -> float:
+        return min(a[1] - s[1] for a, s in zip(rows[key][after], rows["sitie"][after], strict=True))
+
+    print("part 2: cold start", flush=True)
+    cold = cold_starts(movie[0], config)
+    print("part 3: drift jumps and a gap", flush=True)
+    jump_lines = jumps(movie, state["engine"])
+    print("part 4: end to end", flush=True)
     e2e = [
-        f"End to end through tcp loopback: `lorentz-bridge simulate` process at {args.fps:g} fps -> live runner "
-        f"(latest-frame policy) in this process, until {args.frames} frames after the first (cold) one are reconstructed; "
-        "frames the bridge sent meanwhile and the engine skipped count as dropped. fps = results per second from the first result to the last "
-        "(steady state, the cold start excluded); latency = camera timestamp to result, first (cold) frame excluded.",
-        "",
-        "| size | frames offered | reconstructed | dropped | fps | latency p50 (s) | latency p99 (s) | it/frame (median) |",
-        "|---|---|---|---|---|---|---|---|",
+        (fps, end_to_end(args.size, round(args.e2e_seconds * fps), fps, config)) for fps in args.fps
     ]
-    for size in args.sizes:
-        e = end_to_end(size, args.frames, args.fps, args.dose, config)
-        e2e.append(
-            f"| {size} | {e['frames_sent']} | {e['reconstructed']} | {e['dropped']} | {e['fps']:.2f} | "
-            f"{e['latency_p50']:.2f} | {e['latency_p99']:.2f} | {e['iterations']:.0f} |"
-        )
-        print(e2e[-1], flush=True)
+
+    body = [
+        f"Movie: simulated field cooling (lorentz_live.simulator), {args.size} px, ordered bubble lattice at "
+        f"{TEMPERATURE_K:g} K, field rising, bubbles jiggling, stage drift (2, -1) nm/frame, "
+        f"{PARAMS.pixel_size_nm:g} nm pixels, dz = {PARAMS.defocus_nm * 1e-6:g} mm, Poisson dose {DOSE:g} e/px "
+        f"(noise {100 / np.sqrt(DOSE):.0f} %); {args.threads} torch thread(s).  Correlations on the "
+        "[N/16 : -N/16] crop; B = mean of x and y.  `LiveConfig()` defaults unless stated.",
+        "",
+        f"### Accuracy per frame ({args.frames} frames, causal; means over frames 5-{args.frames - 1})",
+        "",
+        "![accuracy per frame](img/live_accuracy_per_frame.png)",
+        "",
+        "| method | phase | B | worst B - SITIE | per frame |",
+        "|---|---|---|---|---|",
+        f"| Wiener-SITIE (instant) | {mean('sitie', 0):.3f} | {mean('sitie', 1):.3f} | - | one FFT solve |",
+        f"| amortised network | {mean('amortised', 0):.3f} | {mean('amortised', 1):.3f} | "
+        f"{worst('amortised'):+.3f} | answer {statistics.median(rows['ms_a']):.1f} ms (median) |",
+        f"| warm SIPRAD, carried Adam (default) | {mean('carried', 0):.3f} | {mean('carried', 1):.3f} | "
+        f"{worst('carried'):+.3f} | {statistics.median(rows['it_c'][1:]):.0f} it, "
+        f"{statistics.median(rows['s_c'][1:]):.2f} s (median) |",
+        f"| warm SIPRAD, fresh Adam at 2x | {mean('fresh', 0):.3f} | {mean('fresh', 1):.3f} | "
+        f"{worst('fresh'):+.3f} | {statistics.median(rows['it_f'][1:]):.0f} it (median) |",
+        "",
+        "### Cold start (frame 0): time and accuracy of the first SIPRAD result",
+        "",
+        "| setting | seconds | phase / B |",
+        "|---|---|---|",
+        *[f"| {label} | {seconds:.1f} | {s[0]:.3f} / {s[1]:.3f} |" for label, seconds, s in cold],
+        "",
+        "### Drift jumps and a gap, after the warm state of the last frame of part 1",
+        "",
+        "A drift jump: the frame before that one (its own noise), shifted by the jump in y and x; "
+        "the gap: the movie's frame 10 frames later.",
+        "",
+        "| case | warm SIPRAD (defaults): phase / B | input not shifted for drift | fixed budget | Wiener-SITIE |",
+        "|---|---|---|---|---|",
+        *jump_lines,
+        "",
+        f"### End to end through sockets ({args.e2e_seconds:g} s of frames per run)",
+        "",
+        "`lorentz-bridge simulate` process -> `LiveRunner` in this process (instant Wiener-SITIE inline, SIPRAD "
+        "in its own thread).  answered / refined = frames with a result of that method; latency = camera "
+        "timestamp to instant result; refinement rate = SIPRAD results per second after the second one; "
+        "first SIPRAD = latency of the cold start's result; during cold = frames answered while it ran.",
+        "",
+        "| fps in | answered | within 0.2 s | instant p50 / p99 (ms) | refined | SIPRAD results/s | warm it | first SIPRAD (s) | during cold | dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {fps:g} | {e['answered']}/{e['sent']} | {100 * e['within_0.2']:.0f} % | "
+            f"{1e3 * e['p50']:.1f} / {1e3 * e['p99']:.1f} | {e['refined']}/{e['sent']} | {e['refine_rate']:.2f} | "
+            f"{e['warm_it']:.0f} | {e['first_siprad_s']:.1f} | {e['during_cold']} | {e['dropped']} |"
+            for fps, e in e2e
+        ],
+    ]
     command = "make bench-live  (" + " ".join(["python", "benchmarks/live.py", *sys.argv[1:]]) + ")"
-    write_section(
-        f"live-e2e-{args.device}",
-        f"Live end to end through sockets ({args.device})",
-        "\n".join(e2e),
-        command,
-    )
-    if args.skip_accuracy:
-        return
-    write_section(
-        f"live-{args.device}",
-        f"Live warm-started reconstruction ({args.device})",
-        "\n".join(sections),
-        command,
-    )
+    for old in ("live-cpu", "live-e2e-cpu"):  # sections of the previous version of this script
+        text = REPORT.read_text()
+        start, end = f"<!-- {old}:start -->", f"<!-- {old}:end -->"
+        if start in text:
+            text = text[: text.index(start)] + text[text.index(end) + len(end) :].lstrip("\n")
+            REPORT.write_text(text)
+    write_section("live", "Live loop: every frame answered (cpu)", "\n".join(body), command)
 
 
 if __name__ == "__main__":

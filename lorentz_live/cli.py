@@ -182,7 +182,7 @@ def _material(args: argparse.Namespace) -> Material:
     return Material(**changes)
 
 
-def _siprad_config(args: argparse.Namespace):
+def _siprad_config(args: argparse.Namespace, base=None):
     from lorentz_live.siprad import SipradConfig
 
     changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
@@ -195,7 +195,7 @@ def _siprad_config(args: argparse.Namespace):
         changes["max_iterations"] = args.iterations
     if args.threshold is not None:
         changes["threshold"] = args.threshold
-    return SipradConfig().replace(**changes)
+    return (base or SipradConfig()).replace(**changes)
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
@@ -284,11 +284,12 @@ def _run(args: argparse.Namespace) -> None:
         raise InputError(f"--budget must be > 0 s, got {args.budget:g}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    siprad = _siprad_config(args)
+    siprad = _siprad_config(args, LiveConfig().siprad)
     config = LiveConfig(
         siprad=siprad,
         warm_max_iterations=args.warm_iterations or LiveConfig.warm_max_iterations,
         time_budget_s=args.budget,
+        instant=args.instant,
         device=_device(args.device),
     )
     stats = Path(args.stats) if args.stats else None
@@ -312,8 +313,9 @@ def _run(args: argparse.Namespace) -> None:
         summary = runner.summary
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
-        f"latency p50 {summary.latency_percentile(50):.2f} s "
-        f"p99 {summary.latency_percentile(99):.2f} s, "
+        f"{summary.refined} refined by SIPRAD, "
+        f"answer latency p50 {summary.latency_percentile(50):.3f} s "
+        f"p99 {summary.latency_percentile(99):.3f} s, "
         f"dropped {summary.dropped}, bad {summary.bad_frames}, rejected {summary.rejected}, "
         f"cold starts {summary.cold_starts}"
     )
@@ -383,8 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--results", metavar="ENDPOINT", help="publish results here, e.g. tcp://127.0.0.1:5556"
     )
-    run.add_argument("--frames", type=int, help="stop after this many reconstructed frames")
-    run.add_argument("--stats", metavar="FILE.jsonl", help="one JSON line per reconstructed frame")
+    run.add_argument("--frames", type=int, help="stop after this many answered frames")
+    run.add_argument("--stats", metavar="FILE.jsonl", help="one JSON line per result")
+    run.add_argument(
+        "--instant",
+        choices=("sitie", "amortised"),
+        default="sitie",
+        help="method answering every frame at once (SIPRAD refines the newest)",
+    )
     run.add_argument(
         "--budget", type=float, help="time budget per frame, s (default: until converged)"
     )

@@ -105,7 +105,8 @@ def run_live(
         bridge.wait(30)
     if not results:
         raise SystemExit("demo: the engine received no frame from the bridge")
-    last = results[-1]
+    # the newest SIPRAD refinement (the instant answers come in between)
+    last = ([r for r in results if r.method == "siprad"] or results)[-1]
     with h5py.File(truth_path, "r") as handle:
         truth = torch.from_numpy(handle["phi_m"][last.seq])
     pixel_nm = last.params.pixel_size_nm

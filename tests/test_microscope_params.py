@@ -6,13 +6,18 @@ import json
 
 import pytest
 
-from acquisition_bridge.keys import MICROSCOPE_KEYS
+from acquisition_bridge.keys import MICROSCOPE_DEFAULTS, MICROSCOPE_KEYS
 from lorentz_live.errors import InputError
 from lorentz_live.physics import MicroscopeParams
 
 
 def test_fields_are_the_protocol_keys() -> None:
     assert MicroscopeParams.parameter_keys() == MICROSCOPE_KEYS
+
+
+def test_one_set_of_defaults() -> None:
+    """The bridge's sidecar defaults are MicroscopeParams' defaults, key by key."""
+    assert MicroscopeParams().to_dict() == MICROSCOPE_DEFAULTS
 
 
 def test_json_subset_and_defaults(tmp_path) -> None:

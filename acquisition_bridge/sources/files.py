@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition_bridge.keys import MICROSCOPE_KEYS
+from acquisition_bridge.keys import MICROSCOPE_DEFAULTS, MICROSCOPE_KEYS
 from acquisition_bridge.sources import SourceError
 
 SUFFIXES: dict[str, str] = {
@@ -128,10 +128,11 @@ def read_json_object(path: Path) -> dict[str, Any]:
 
 
 def check_microscope_keys(metadata: dict[str, Any], origin: str) -> None:
-    """Raise :class:`SourceError` unless every microscope key is present and numeric."""
-    missing = [key for key in MICROSCOPE_KEYS if key not in metadata]
-    if missing:
-        raise SourceError(f"{origin} lacks microscope key(s) {', '.join(missing)}")
+    """Fill in the documented default of each microscope key ``metadata`` lacks
+    (in place: the same subset as ``reconstruct --params``); raise
+    :class:`SourceError` unless every value is then numeric and finite."""
+    for key in MICROSCOPE_KEYS:
+        metadata.setdefault(key, MICROSCOPE_DEFAULTS[key])
     for key in MICROSCOPE_KEYS:
         value = metadata[key]
         if value is None and key == "aperture_per_nm":

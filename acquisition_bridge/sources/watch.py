@@ -138,6 +138,8 @@ class WatchSource(Source):
         try:
             if sidecar is not None:
                 metadata.update(read_json_object(sidecar))
+            elif not self.metadata:
+                raise SourceError(f"{path.name}: no sidecar {path.stem}.json and no --meta")
             check_microscope_keys(metadata, f"metadata of {path.name}")
         except SourceError as exc:
             self._skip(path, str(exc))

@@ -1,17 +1,20 @@
-"""The live loop at the edge: bridge subscriber -> :class:`LiveEngine` -> results stream.
+"""The live loop at the edge: bridge subscriber -> :class:`LivePipeline` -> results stream.
 
 Runs the same whether it is its own process (``lorentz-live run``) or a thread
 of the viewer: frames come from an :class:`acquisition_bridge.transport.Subscriber`
-in latest-frame mode (a frame that arrives while one is being reconstructed
-replaces the waiting one and is counted as dropped), results go out on a
-:class:`acquisition_bridge.results.ResultPublisher` and to in-process listeners.
-A bad frame is counted, logged once per kind of problem, and skipped.
+in latest-frame mode; every frame is answered at once by the engine's instant
+method and the newest frame is refined by SIPRAD in the pipeline's thread
+(:mod:`lorentz_live.live.pipeline`).  Results of both go out, from this thread
+only, on a :class:`acquisition_bridge.results.ResultPublisher` (``method`` in
+the header says which produced it) and to in-process listeners.  A bad frame
+is counted, logged once per kind of problem, and skipped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import statistics
 import threading
 import time
@@ -26,7 +29,8 @@ from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, Mes
 from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
 from lorentz_live.errors import InputError
-from lorentz_live.live.engine import Frame, LiveEngine, LiveResult
+from lorentz_live.live.engine import LiveEngine, LiveFrame, LiveResult
+from lorentz_live.live.pipeline import LivePipeline
 from lorentz_live.physics import MicroscopeParams
 
 log = logging.getLogger("lorentz_live.live")
@@ -36,9 +40,18 @@ _NOT_METADATA = set(ENVELOPE_KEYS) | set(MICROSCOPE_KEYS) | {"shape", "dtype"}
 
 @dataclass
 class RunSummary:
-    """Counters of one run; latencies in s."""
+    """Counters of one run; latencies in s.
+
+    frames : frames answered (by the instant method).  refined : SIPRAD results.
+    superseded : frames replaced by a newer one before SIPRAD was free.
+    iterations : SIPRAD iterations per refined frame.  latencies_s : camera
+    timestamp to instant answer; refine_latencies_s : to SIPRAD result.
+    """
 
     frames: int = 0
+    refined: int = 0
+    superseded: int = 0
+    refine_latencies_s: list[float] = field(default_factory=list)
     bad_frames: int = 0
     dropped: int = 0
     rejected: int = 0
@@ -51,12 +64,12 @@ class RunSummary:
 
     @property
     def fps(self) -> float:
-        """Reconstructed frames per second of the whole run (cold start and idle time included)."""
+        """Answered frames per second of the whole run (idle time included)."""
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
     def steady_fps(self) -> float:
-        """Frames per second between the first and the last result (the cold start excluded)."""
+        """Answered frames per second between the first and the last answer."""
         if len(self.completed_s) < 2:
             return 0.0
         return (len(self.completed_s) - 1) / (self.completed_s[-1] - self.completed_s[0])
@@ -67,11 +80,13 @@ class RunSummary:
         return float(np.percentile(self.latencies_s, q))
 
 
-def frame_from_message(message: Message) -> Frame:
+def frame_from_message(message: Message) -> LiveFrame:
     """Engine frame from a bridge frame message; :class:`InputError` if its params are unusable."""
     params = MicroscopeParams.from_mapping(message.microscope())
     metadata = {key: value for key, value in message.header.items() if key not in _NOT_METADATA}
-    return Frame(
+    if message.pixels is None:
+        raise InputError(f"frame {message.seq}: the message carries no pixels")
+    return LiveFrame(
         image=message.pixels,
         params=params,
         seq=message.seq,
@@ -83,6 +98,7 @@ def frame_from_message(message: Message) -> Frame:
 def result_header(result: LiveResult, summary: RunSummary, dropped: int) -> dict[str, Any]:
     """Header fields of a published result (docs/protocol.md, "Results stream")."""
     header: dict[str, Any] = {
+        "method": result.method,
         "iterations": result.iterations,
         "loss": result.final_loss,
         "warm": result.warm,
@@ -123,13 +139,16 @@ class LiveRunner:
     engine : the :class:`LiveEngine` (its listeners are called for every result).
     source : the bridge's live endpoint, e.g. ``"tcp://127.0.0.1:5555"``.
     results_bind : endpoint to publish results on, or ``None``.
-    stats : file to write one JSON line per reconstructed frame to, or ``None``.
-    max_frames : stop after this many reconstructed frames (``None`` = no limit).
+    stats : file to write one JSON line per result to, or ``None``.
+    max_frames : stop after this many answered frames (``None`` = no limit).
     stop_at_end : stop when the source sends end_of_stream.
     idle_timeout_s : stop after this long without a frame (``None`` = never).
     status : stream for the one-line status (``None`` = silent).
     result_subscribers : wait (up to 10 s) for this many results subscribers
         before taking frames, so none misses the first results.
+    refine : run SIPRAD refinement (``False``: instant answers only).
+    drain_timeout_s : at the end of the stream or after ``max_frames``, wait
+        this long for the refinement of the last frame.
     """
 
     def __init__(
@@ -144,6 +163,8 @@ class LiveRunner:
         idle_timeout_s: float | None = None,
         status: IO[str] | None = None,
         result_subscribers: int = 0,
+        refine: bool = True,
+        drain_timeout_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -154,11 +175,16 @@ class LiveRunner:
         self.idle_timeout_s = idle_timeout_s
         self.status = status
         self.result_subscribers = result_subscribers
+        self.refine = refine
+        self.drain_timeout_s = drain_timeout_s
         self.summary = RunSummary()
         self.results_address: str | None = None
+        self.pipeline: LivePipeline | None = None
         self._stop = threading.Event()
         self._logged: set[str] = set()
         self._started = threading.Event()
+        self._results: queue.SimpleQueue[LiveResult] = queue.SimpleQueue()
+        engine.add_listener(self._results.put)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current frame (any thread)."""
@@ -173,7 +199,6 @@ class LiveRunner:
         summary = self.summary
         start = time.monotonic()
         last_frame = start
-        last_status = 0.0
         publisher = ResultPublisher(self.results_bind) if self.results_bind else None
         self.results_address = publisher.address if publisher else None
         self._started.set()
@@ -181,13 +206,23 @@ class LiveRunner:
             publisher.wait_for_subscribers(self.result_subscribers, timeout_s=10.0)
         stats_file = self.stats_path.open("a") if self.stats_path else None
         subscriber = Subscriber(self.source, mode="latest")
+        pipeline = self.pipeline = LivePipeline(self.engine, refine=self.refine)
+        self._last_status = 0.0
+
+        def flush() -> None:
+            self._publish_waiting(publisher, stats_file, start)
+
         try:
             while not self._stop.is_set():
+                flush()
                 if self.max_frames is not None and summary.frames >= self.max_frames:
                     summary.ended_by = f"{self.max_frames} frames"
+                    self._drain(pipeline, flush)
                     break
-                message = subscriber.recv(timeout_s=0.2)
+                message = subscriber.recv(timeout_s=0.02)
                 now = time.monotonic()
+                counters = subscriber.stats
+                summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
                 if message is None:
                     if self.idle_timeout_s is not None and now - last_frame > self.idle_timeout_s:
                         summary.ended_by = f"no frame for {self.idle_timeout_s:g} s"
@@ -195,31 +230,18 @@ class LiveRunner:
                     continue
                 if message.kind == END_OF_STREAM and self.stop_at_end:
                     summary.ended_by = "end of stream"
+                    self._drain(pipeline, flush)
                     break
                 if message.kind != FRAME:
                     continue
                 last_frame = now
-                result = self._process(message)
-                counters = subscriber.stats
-                summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
-                if result is None:
-                    continue
-                if publisher is not None:
-                    publisher.publish(
-                        result_header(result, summary, counters.dropped),
-                        result_arrays(result),
-                        seq=result.seq,
-                        timestamp_ns=result.timestamp_ns,
-                    )
-                if stats_file is not None:
-                    stats_file.write(json.dumps(self._stats_line(result)) + "\n")
-                    stats_file.flush()
-                if self.status is not None and now - last_status >= 1.0:
-                    last_status = now
-                    self._print_status(result, time.monotonic() - start)
+                self._process(message)
             else:
                 summary.ended_by = summary.ended_by or "stopped"
         finally:
+            pipeline.close()
+            flush()
+            summary.superseded = pipeline.superseded
             summary.wall_s = time.monotonic() - start
             subscriber.close()
             if publisher is not None:
@@ -230,10 +252,51 @@ class LiveRunner:
             self._print_status(None, summary.wall_s, final=True)
         return summary
 
+    def _drain(self, pipeline: LivePipeline, flush: Any) -> None:
+        """Wait for the refinement of the last frame, publishing as results come."""
+        deadline = time.monotonic() + self.drain_timeout_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if pipeline.wait_idle(0.05):
+                break
+            flush()
+
+    def _publish_waiting(
+        self, publisher: ResultPublisher | None, stats_file: IO[str] | None, start: float
+    ) -> None:
+        """Publish every result the engine has made since the last call (this thread only)."""
+        summary = self.summary
+        while True:
+            try:
+                result = self._results.get_nowait()
+            except queue.Empty:
+                return
+            if result.method == "siprad":
+                summary.refined += 1
+                summary.cold_starts = self.engine.cold_starts
+                summary.iterations.append(result.iterations)
+                summary.refine_latencies_s.append(result.latency_s)
+            if publisher is not None:
+                publisher.publish(
+                    result_header(result, summary, summary.dropped),
+                    result_arrays(result),
+                    seq=result.seq,
+                    timestamp_ns=result.timestamp_ns,
+                )
+            if stats_file is not None:
+                stats_file.write(json.dumps(self._stats_line(result)) + "\n")
+                stats_file.flush()
+            now = time.monotonic()
+            if self.status is not None and now - self._last_status >= 1.0:
+                self._last_status = now
+                self._print_status(result, now - start)
+
     def _process(self, message: Message) -> LiveResult | None:
+        """Answer one frame message (its result reaches the queue via the listener)."""
         summary = self.summary
         try:
-            result = self.engine.process(frame_from_message(message))
+            frame = frame_from_message(message)
+            assert self.pipeline is not None
+            result = self.pipeline.submit(frame)
         except InputError as error:
             summary.bad_frames += 1
             kind = str(error).split(":", 1)[-1].strip()[:40]
@@ -246,8 +309,6 @@ class LiveRunner:
                 )
             return None
         summary.frames += 1
-        summary.cold_starts = self.engine.cold_starts
-        summary.iterations.append(result.iterations)
         summary.latencies_s.append(result.latency_s)
         summary.completed_s.append(time.monotonic())
         return result
@@ -255,6 +316,7 @@ class LiveRunner:
     def _stats_line(self, result: LiveResult) -> dict[str, Any]:
         return {
             "seq": result.seq,
+            "method": result.method,
             "latency_s": round(result.latency_s, 6),
             "compute_s": round(result.compute_s, 6),
             "iterations": result.iterations,
@@ -276,14 +338,17 @@ class LiveRunner:
         iterations = statistics.median(recent) if recent else 0
         latency = summary.latency_percentile(50)
         line = (
-            f"frames {summary.frames}  fps {fps:.2f}  latency p50 {latency:.2f} s"
-            f"  it/frame {iterations:.0f}  dropped {summary.dropped}"
+            f"frames {summary.frames}  fps {fps:.2f}  latency p50 {latency:.3f} s"
+            f"  refined {summary.refined}  it/frame {iterations:.0f}  dropped {summary.dropped}"
             f"  bad {summary.bad_frames}  cold {summary.cold_starts}"
         )
         if result is not None:
-            line += f"  loss {result.final_loss:.3e}  {'warm' if result.warm else 'cold'}"
+            state = "warm" if result.warm else "cold"
+            line += f"  {result.method} loss {result.final_loss:.3e}  {state}"
         if final:
             line += f"  ({summary.ended_by})"
+        if self.status is None:
+            return
         terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
         end = "\n" if final or not terminal else ""
         print(("\r" if terminal else "") + line, end=end, file=self.status, flush=True)

@@ -10,7 +10,7 @@ import torch
 
 
 def frequency_grid(
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     pixel_size_m: float,
     *,
     device: torch.device | str | None = None,
@@ -23,7 +23,8 @@ def frequency_grid(
     height, width = shape
     ky = torch.fft.fftfreq(height, d=pixel_size_m, device=device, dtype=dtype)
     kx = torch.fft.fftfreq(width, d=pixel_size_m, device=device, dtype=dtype)
-    return torch.meshgrid(ky, kx, indexing="ij")
+    grid_y, grid_x = torch.meshgrid(ky, kx, indexing="ij")
+    return grid_y, grid_x
 
 
 def inverse_laplacian_kernel(k_sq: torch.Tensor, qc_sq: float = 0.0) -> torch.Tensor:

@@ -55,7 +55,7 @@ def damping_envelope_g(
 
 
 def transfer_function(
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     params: MicroscopeParams,
     *,
     device: torch.device | str | None = None,

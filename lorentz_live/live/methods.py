@@ -1,0 +1,294 @@
+"""The two physics methods of the live loop: Wiener-SITIE (instant) and warm SIPRAD.
+
+Both follow :class:`lorentz_live.live.interface.Reconstructor`.
+
+SIPRAD warm start: consecutive frames of an in-situ movie differ little, so the
+DIP weights (and Adam's moments, ``LiveConfig.carry_optimiser``) that fit frame
+n start frame n+1.  The DIP keeps the input it was fitted with and its output
+is translated by the drift measured between the frames, accumulated
+(``LiveConfig.warm_input = "previous"``, ``shift_for_drift``), so the first
+warm iterate is frame n's result moved with the sample: a weight set
+fitted for hundreds of iterations to one input does not map a new input (frame
+n+1's SITIE) to a good phase (benchmarks/live.py).  The warm iteration budget
+adapts to how much the frame changed (:func:`warm_budget`).
+A cold start (fresh network, pre-training, full budget) happens for the first
+frame, on request, when the microscope parameters or the image shape change,
+and when the warm start diverges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lorentz_live.live.interface import Estimate, LiveFrame, params_change
+from lorentz_live.physics import (
+    MicroscopeParams,
+    forward_image,
+    sitie_phase,
+    transfer_function,
+    wiener_contrast,
+)
+from lorentz_live.physics.registration import estimate_shift, fourier_shift
+from lorentz_live.siprad import (
+    SipradReconstructor,
+    SipradResult,
+    SipradState,
+    estimate_noise,
+)
+
+if TYPE_CHECKING:
+    from lorentz_live.live.engine import LiveConfig
+
+
+class TransferCache:
+    """T(k) per (shape, params) on one device, the 8 most recent kept."""
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self._cache: OrderedDict[tuple[Any, ...], torch.Tensor] = OrderedDict()
+
+    def __call__(self, shape: tuple[int, int], params: MicroscopeParams) -> torch.Tensor:
+        key = (shape, params)
+        if key not in self._cache:
+            self._cache[key] = transfer_function(shape, params, device=self.device)
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+
+def wiener_sitie(
+    image: torch.Tensor, params: MicroscopeParams, transfer: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """SITIE phase (rad, zero mean) of the Wiener-filtered mean-normalised ``image``
+    [H, W], and the estimated noise variance (mean-normalised units)."""
+    norm = image / image.mean()
+    noise = estimate_noise(norm, transfer)
+    phase = sitie_phase(wiener_contrast(norm, noise.variance), params)
+    return phase - phase.mean(), noise.variance
+
+
+def model_fit(phi_m: torch.Tensor, transfer: torch.Tensor) -> torch.Tensor:
+    """Mean-normalised forward-model image of ``phi_m`` [H, W] (uniform amplitude)."""
+    fit = forward_image(phi_m, transfer, None, normalise=False)
+    return fit / fit.mean()
+
+
+class SitieMethod:
+    """Instant answer: SITIE of the Wiener-filtered frame, a few ms at 128 px."""
+
+    method = "sitie"
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self._transfer = TransferCache(device)
+
+    def request_restart(self, reason: str) -> None:
+        """Stateless: nothing to restart."""
+
+    def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:
+        transfer = self._transfer((int(image.shape[0]), int(image.shape[1])), frame.params)
+        image = image.to(transfer.device)
+        phase, _ = wiener_sitie(image, frame.params, transfer)
+        fit = model_fit(phase, transfer)
+        loss = float(torch.mean((fit - image / image.mean()) ** 2))
+        return Estimate(
+            phi_m=phase.cpu(),
+            image_fit=fit.cpu(),
+            loss=[loss],
+            iterations=0,
+            stop_reason="one pass",
+            warm=False,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameChange:
+    """How a frame differs from the previous one the method saw.
+
+    ratio : mean squared difference of the two mean-normalised frames (after
+        undoing the measured drift) over twice the noise variance: ~1 when only
+        the noise differs.  gap : seq difference (1 = consecutive).
+    drift_px : (dy, dx) shift, px.
+    """
+
+    ratio: float
+    gap: int
+    drift_px: tuple[float, float]
+
+
+def frame_change(
+    previous: torch.Tensor, image: torch.Tensor, noise_variance: float, gap: int
+) -> FrameChange:
+    """:class:`FrameChange` between two mean-normalised frames [H, W]."""
+    drift = estimate_shift(previous, image)
+    aligned = fourier_shift(previous, drift)
+    difference = float(torch.mean((image - aligned) ** 2))
+    ratio = difference / (2.0 * noise_variance) if noise_variance > 0 else math.inf
+    return FrameChange(ratio=ratio, gap=gap, drift_px=drift)
+
+
+def warm_budget(
+    change: FrameChange | None, config: LiveConfig, *, converged: bool = True
+) -> tuple[int, str]:
+    """Iteration cap of a warm frame and a word on why.
+
+    A still sample (``ratio < still_ratio``, consecutive, drift < 1 px) whose
+    previous frame ``converged`` (reached the discrepancy target) gets half of
+    ``warm_max_iterations``; a gap in ``seq`` over ``max_gap`` or a
+    change ratio over ``large_change_ratio`` gets ``recover_iterations`` (a
+    cold-like budget without pre-training); otherwise ``warm_max_iterations``.
+    """
+    if change is None or not config.adaptive:
+        return config.warm_max_iterations, "fixed"
+    if change.gap > config.max_gap or change.ratio > config.large_change_ratio:
+        return config.recover_iterations, "large change"
+    still = change.ratio < config.still_ratio and change.gap <= 1
+    if still and converged and max(abs(v) for v in change.drift_px) < 1.0:
+        return max(config.warm_min_iterations, config.warm_max_iterations // 2), "still"
+    return config.warm_max_iterations, "changing"
+
+
+class SipradMethod:
+    """Warm-started SIPRAD: the refinement and the teacher of the live loop."""
+
+    method = "siprad"
+
+    def __init__(self, config: LiveConfig) -> None:
+        self.config = config
+        self._cold = SipradReconstructor(config.siprad, device=config.device)
+        self._warm: dict[int, SipradReconstructor] = {}
+        #: the warm-start state carried to the next frame (None before the first)
+        self.state: SipradState | None = None
+        self._last_params: MicroscopeParams | None = None
+        self._last_shape: tuple[int, int] | None = None
+        self._last_image: torch.Tensor | None = None
+        self._last_seq: int | None = None
+        self._last_loss: float | None = None
+        self._converged = False
+        self._restart_requested: str | None = None
+        self.cold_starts = 0
+        #: the budget decision of the last warm frame ("still", "changing", ...)
+        self.last_budget: tuple[int, str] = (0, "")
+
+    def request_restart(self, reason: str) -> None:
+        """Make the next frame start cold (any thread: it only sets a flag)."""
+        self._restart_requested = reason
+
+    def _warm_reconstructor(self, iterations: int) -> SipradReconstructor:
+        if iterations not in self._warm:
+            warm = self.config.warm_siprad().replace(
+                max_iterations=iterations,
+                plateau_window=max(5, min(self.config.siprad.plateau_window, iterations // 3)),
+            )
+            self._warm[iterations] = SipradReconstructor(warm, device=self.config.device)
+        return self._warm[iterations]
+
+    def _restart_reason(self, frame: LiveFrame, shape: tuple[int, int]) -> str | None:
+        if self._restart_requested is not None:
+            return self._restart_requested
+        if self.state is None:
+            return "first frame"
+        if shape != self._last_shape:
+            return f"frame shape changed {self._last_shape} -> {shape}"
+        return params_change(self._last_params, frame.params)
+
+    def warm_state(self, drift_px: tuple[float, float] = (0.0, 0.0)) -> SipradState:
+        """The carried state, with Adam restarted at the warm step size unless carried.
+
+        ``warm_input == "previous"``: the DIP keeps the input it was fitted
+        with and its output is moved by the measured drift ``drift_px`` (dy, dx)
+        on top of the shifts so far, so the warm run starts from the previous
+        result moved with the sample;
+        ``"current"``: the new frame's SITIE (the input is dropped).
+        """
+        state = self.state
+        assert state is not None
+        if self.config.warm_input == "current" or state.net_input is None:
+            state = dataclasses.replace(state, net_input=None)
+        elif self.config.shift_for_drift and any(abs(v) > 0.05 for v in drift_px):
+            total = (
+                state.output_shift_px[0] + drift_px[0],
+                state.output_shift_px[1] + drift_px[1],
+            )
+            state = dataclasses.replace(state, output_shift_px=total)
+        if self.config.carry_optimiser:
+            return state
+        rate = self.config.siprad.learning_rate * self.config.warm_learning_rate_scale
+        groups = [dict(group, lr=rate) for group in state.optimiser["param_groups"]]
+        return dataclasses.replace(state, optimiser={"state": {}, "param_groups": groups})
+
+    def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:
+        start = time.perf_counter()
+        shape = (int(image.shape[0]), int(image.shape[1]))
+        norm = (image / image.mean()).to(self._cold.device)
+        reason = self._restart_reason(frame, shape)
+        change = None
+        if reason is None and self._last_image is not None:
+            noise = estimate_noise(norm, self._cold.transfer(shape, frame.params)).variance
+            gap = frame.seq - self._last_seq if self._last_seq is not None else 1
+            change = frame_change(self._last_image, norm, noise, gap)
+        result: SipradResult | None = None
+        warm = reason is None
+        if warm:
+            self.last_budget = warm_budget(change, self.config, converged=self._converged)
+            reconstructor = self._warm_reconstructor(self.last_budget[0])
+            result = reconstructor.reconstruct(
+                image,
+                frame.params,
+                state=self.warm_state((0.0, 0.0) if change is None else change.drift_px),
+                **self._deadline(start),
+            )
+            reason = self._divergence(result)
+            if reason is not None:
+                warm, result = False, None
+        if result is None:
+            budget = self.config.cold_budget_s
+            deadline = None if budget is None else start + budget
+            result = self._cold.reconstruct(image, frame.params, deadline=deadline)
+            self.cold_starts += 1
+            self._restart_requested = None
+        self.state = result.state
+        self._last_params, self._last_shape = frame.params, shape
+        self._last_image, self._last_seq = norm, frame.seq
+        self._last_loss = result.loss[-1] if result.loss else None
+        self._converged = result.stop_reason == "discrepancy"
+        return Estimate(
+            phi_m=result.phi_m,
+            image_fit=result.image_fit,
+            loss=result.loss,
+            iterations=result.iterations,
+            stop_reason=result.stop_reason,
+            warm=warm,
+            restart_reason=reason,
+            drift_px=(0.0, 0.0) if change is None else change.drift_px,
+        )
+
+    def _divergence(self, result: SipradResult) -> str | None:
+        """Why a warm result must be redone cold, or None if it is acceptable."""
+        final = result.loss[-1] if result.loss else math.nan
+        if result.stop_reason == "diverged" or not math.isfinite(final):
+            return "warm start diverged (non-finite loss)"
+        if self._last_loss is not None and final > self.config.divergence_factor * self._last_loss:
+            return f"warm start diverged (loss {self._last_loss:.3g} -> {final:.3g})"
+        return None
+
+    def _deadline(self, start: float) -> dict[str, Any]:
+        if self.config.time_budget_s is None:
+            return {}
+        return {"deadline": start + self.config.time_budget_s}
+
+
+__all__ = [
+    "FrameChange",
+    "SipradMethod",
+    "SitieMethod",
+    "frame_change",
+    "warm_budget",
+    "wiener_sitie",
+]
