@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint bench bench-physics bench-accuracy bench-transport bench-live clean
+.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-transport bench-live clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(VENV)/.dev
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# the fault-injection suite, writing its table of case / expected / observed
+reliability: $(VENV)/.dev
+	RELIABILITY_REPORT=docs/reliability.md QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/faults -q
 
 bench: bench-physics bench-accuracy bench-transport bench-live
 

@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import zmq
 
+from acquisition_bridge import curve
+from acquisition_bridge.curve import KeyFileError
+from acquisition_bridge.endpoints import (
+    EndpointError,
+    check_endpoint,
+    is_loopback,
+    warn_if_exposed,
+)
 from acquisition_bridge.protocol import PROTOCOL_VERSION, ProtocolError
 from acquisition_bridge.sources import (
     EndOfSource,
@@ -36,6 +45,9 @@ from acquisition_bridge.transport import Publisher, Subscriber
 log = logging.getLogger("acquisition_bridge")
 PROG = "lorentz-bridge"
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
+#: set when Ctrl-C or SIGTERM ended a command (main then skips the interpreter teardown)
+_INTERRUPTED = threading.Event()
+__all__ = ["is_loopback", "main", "read_key"]
 
 
 class UsageError(Exception):
@@ -47,37 +59,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def is_loopback(endpoint: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// endpoints on a loopback address."""
-    transport, _, rest = endpoint.partition("://")
-    if transport in ("ipc", "inproc"):
-        return True
-    host = rest.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
+def read_key(path: Path, *, secret: bool) -> bytes:
+    """A Z85 CURVE key from a key file (:func:`acquisition_bridge.curve.read_key`)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # "*", an interface name or a host name
-        return False
-
-
-def _read_key(path: Path, *, secret: bool) -> bytes:
-    """A Z85 CURVE key from a pyzmq certificate file (``keygen``) or a bare 40-char key."""
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")
-    except OSError as exc:
-        raise UsageError(f"cannot read key file {path}: {exc.strerror}") from None
-    wanted = "secret-key" if secret else "public-key"
-    for line in text.splitlines():
-        name, _, value = line.strip().partition("=")
-        if name.strip() == wanted:
-            text = value.strip().strip('"')
-            break
-    key = text.strip().encode()
-    if len(key) != 40:
-        kind = "secret" if secret else "public"
-        raise UsageError(f"{path} holds no Z85 CURVE {kind} key (40 characters)")
-    return key
+        return curve.read_key(path, secret=secret)
+    except KeyFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,13 +119,9 @@ def _publish(source_cls: type[Source], args: argparse.Namespace) -> int:
     if args.frames < 0:
         raise UsageError(f"--frames must be >= 0, got {args.frames}")
     for endpoint in filter(None, (args.bind, args.record_bind)):
-        if not is_loopback(endpoint):
-            log.warning(
-                "%s is reachable from the network%s",
-                endpoint,
-                "" if args.curve_secret else "; frames travel unencrypted (use --curve-secret)",
-            )
-    secret = _read_key(args.curve_secret, secret=True) if args.curve_secret else None
+        _check(endpoint, "--bind")
+        warn_if_exposed(endpoint, encrypted=args.curve_secret is not None, what="frames")
+    secret = read_key(args.curve_secret, secret=True) if args.curve_secret else None
     source = source_cls.from_args(args)
     try:
         publisher = Publisher(
@@ -187,6 +170,7 @@ def _publish(source_cls: type[Source], args: argparse.Namespace) -> int:
                 status.update(stats.frames, stats.pixel_bytes, extra)
         except KeyboardInterrupt:
             log.info("interrupted")
+            _INTERRUPTED.set()
         finally:
             with contextlib.suppress(zmq.ZMQError):
                 publisher.end_of_stream()
@@ -210,7 +194,8 @@ def _listen(argv: Sequence[str]) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     _logging(args.quiet)
-    server_key = _read_key(args.curve_server_key, secret=False) if args.curve_server_key else None
+    _check(args.connect, "--connect")
+    server_key = read_key(args.curve_server_key, secret=False) if args.curve_server_key else None
     status = _Status(args.status_s)
     with Subscriber(args.connect, mode=args.mode, curve_server_key=server_key) as subscriber:
         try:
@@ -225,7 +210,7 @@ def _listen(argv: Sequence[str]) -> int:
                     f"  dropped {stats.dropped}  rejected {stats.rejected_total}",
                 )
         except KeyboardInterrupt:
-            pass
+            _INTERRUPTED.set()
         stats = subscriber.stats
         status.update(
             stats.delivered,
@@ -244,15 +229,20 @@ def _keygen(argv: Sequence[str]) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--name", default="bridge")
     args = parser.parse_args(argv)
-    import zmq.auth
-
     try:
-        args.folder.mkdir(parents=True, exist_ok=True)
-        public, secret = zmq.auth.create_certificates(args.folder, args.name)
+        public, secret = curve.write_key_pair(args.folder, args.name)
     except OSError as exc:
         raise UsageError(f"cannot write keys into {args.folder}: {exc.strerror}") from None
     print(f"public key (give to clients): {public}\nsecret key (keep on the bridge): {secret}")
     return 0
+
+
+def _check(endpoint: str, option: str) -> None:
+    try:
+        check_endpoint(endpoint, what=option)
+    except EndpointError as exc:
+        verb = "bind" if option == "--bind" else "connect"
+        raise UsageError(f"cannot {verb} {exc}") from None
 
 
 def _logging(quiet: bool) -> None:
@@ -295,6 +285,18 @@ def _version(argv: Sequence[str]) -> int:
     return 0
 
 
+def _exit_now(code: int) -> None:
+    """End an interrupted program at once: sockets closed, end_of_stream sent, logs flushed.
+
+    Skips the interpreter's teardown, which takes seconds on a loaded machine
+    once torch is loaded (the simulate source), so SIGTERM ends within 2 s.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _terminate_like_interrupt() -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         with contextlib.suppress(ValueError):  # not in the main thread
@@ -303,6 +305,7 @@ def _terminate_like_interrupt() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lorentz-bridge``; returns the exit code."""
+    program = argv is None
     if argv is None:
         argv = sys.argv[1:]
         # as a program, a SIGTERM (e.g. from a process manager) ends the stream
@@ -310,7 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _terminate_like_interrupt()
     argv = list(argv)
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        if program and _INTERRUPTED.is_set():
+            _exit_now(code)
+        return code
     except (UsageError, SourceError, ProtocolError) as exc:
         print(
             f"{PROG}: error: {exc}" if not str(exc).startswith(PROG) else str(exc), file=sys.stderr

@@ -54,6 +54,9 @@ OPTIONAL_NUMBERS: tuple[str, ...] = (
     "current_ma",
     "exposure_s",
 )
+#: Largest ``seq`` and ``timestamp_ns``: what msgpack's uint64 holds.
+MAX_UINT64 = (1 << 64) - 1
+
 #: Keys the protocol itself sets; metadata handed to :func:`encode_frame` may not.
 ENVELOPE_KEYS: tuple[str, ...] = (
     "protocol",
@@ -85,6 +88,9 @@ class ProtocolError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        #: the decoded header map when the header itself was readable, else None
+        #: (a receiver keeps its seq accounting for a rejected frame)
+        self.header: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,11 +101,15 @@ class Limits:
         maps inside it are bounded by the same number).
     max_side : largest image height or width, px.
     max_pixel_bytes : largest pixel part, bytes (default 1 GiB = 16384² float32).
+    max_seq_gap : largest jump of ``seq`` counted as lost frames; a larger jump,
+        forwards or backwards, is a restart of the source (a camera counter that
+        wraps or is reset), not 2**64 losses.
     """
 
     max_header_bytes: int = 64 * 1024
     max_side: int = 16384
     max_pixel_bytes: int = 1 << 30
+    max_seq_gap: int = 1_000_000
 
 
 DEFAULT_LIMITS = Limits()
@@ -291,8 +301,8 @@ def validate_header(header: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) 
         raise ProtocolError("kind", f"unknown message kind {kind!r}")
     for key in ("seq", "timestamp_ns"):
         value = header.get(key)
-        if not _is_int(value) or value < 0:
-            raise ProtocolError("field", f"{key} must be an integer >= 0, got {value!r}")
+        if not _is_int(value) or not 0 <= value <= MAX_UINT64:
+            raise ProtocolError("field", f"{key} must be an integer 0 .. 2**64-1, got {value!r}")
     if not isinstance(header.get("source"), str):
         raise ProtocolError("field", f"source must be a string, got {header.get('source')!r}")
     if "stream_id" in header and not isinstance(header["stream_id"], str):
@@ -373,6 +383,16 @@ def decode(
     if not 1 <= len(parts) <= 2:
         raise ProtocolError("parts", f"a message has 1 or 2 parts, got {len(parts)}")
     header = unpack_header(parts[0], limits)
+    try:
+        return _decode_checked(header, parts, limits, check_finite)
+    except ProtocolError as error:
+        error.header = header
+        raise
+
+
+def _decode_checked(
+    header: dict[str, Any], parts: Sequence[Any], limits: Limits, check_finite: bool
+) -> Message:
     validate_header(header, limits)
     expected_parts = 2 if header["kind"] == FRAME else 1
     if len(parts) != expected_parts:

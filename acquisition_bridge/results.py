@@ -20,13 +20,17 @@ import numpy as np
 import zmq
 
 from acquisition_bridge.protocol import (
-    DEFAULT_LIMITS,
     PROTOCOL_MAJOR,
     PROTOCOL_VERSION,
     Limits,
     ProtocolError,
     pack_header,
     unpack_header,
+)
+from acquisition_bridge.transport import (
+    MAX_SUBSCRIPTION_BYTES,
+    set_curve_client,
+    set_curve_server,
 )
 
 log = logging.getLogger("acquisition_bridge.results")
@@ -38,6 +42,12 @@ RESULT_DTYPES: tuple[str, ...] = ("<f4", "<u1")
 MAX_ARRAYS = 16
 #: Messages queued per subscriber before the publisher drops (results are large).
 RESULTS_SEND_HWM = 4
+#: Limits of the results stream: one array part at most 256 MiB (8192² float32;
+#: the engine sends maps of at most its maximum reconstruction size), headers as
+#: for frames.  Also the libzmq receive limit (ZMQ_MAXMSGSIZE) of a subscriber.
+RESULT_LIMITS = Limits(max_pixel_bytes=256 << 20)
+#: Header keys a publisher never drops to fit a header into the limit.
+_ESSENTIAL = frozenset(("protocol", "kind", "seq", "timestamp_ns", "source", "arrays"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,12 +76,15 @@ def encode_result(
     seq: int,
     timestamp_ns: int,
     source: str,
+    limits: Limits = RESULT_LIMITS,
 ) -> list[bytes | memoryview]:
     """Parts ``[header, array_0, array_1, ...]`` of a result message.
 
     ``arrays`` maps a name to (array, unit); float arrays are sent as float32,
     uint8 as is (e.g. an RGB display image [h, w, 3]).  ``header`` holds any
-    other msgpack-able fields (iterations, latency_s, ...).
+    other msgpack-able fields (iterations, latency_s, ...).  A header that
+    would exceed ``limits.max_header_bytes`` loses its largest optional fields
+    (named in the key ``truncated``) until it fits, so every subscriber accepts it.
     """
     if len(arrays) > MAX_ARRAYS:
         raise ProtocolError("parts", f"at most {MAX_ARRAYS} arrays per result, got {len(arrays)}")
@@ -91,10 +104,26 @@ def encode_result(
         source=source,
         arrays=specs,
     )
-    return [pack_header(full), *buffers]
+    return [_fitting_header(full, limits.max_header_bytes), *buffers]
 
 
-def decode_result(parts: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Result:
+def _fitting_header(header: dict[str, Any], max_bytes: int) -> bytes:
+    """Packed ``header``, its largest optional fields dropped while it exceeds ``max_bytes``."""
+    packed = pack_header(header)
+    dropped: list[str] = []
+    while len(packed) > max_bytes:
+        optional = [key for key in header if key not in _ESSENTIAL and key != "truncated"]
+        if not optional:
+            raise ProtocolError("oversize", f"result header of {len(packed)} bytes")
+        largest = max(optional, key=lambda key: len(pack_header({key: header[key]})))
+        header = {key: value for key, value in header.items() if key != largest}
+        dropped.append(largest)
+        header["truncated"] = dropped
+        packed = pack_header(header)
+    return packed
+
+
+def decode_result(parts: Sequence[Any], limits: Limits = RESULT_LIMITS) -> Result:
     """Check and decode a result message; raises :class:`ProtocolError` for anything wrong."""
     if not 1 <= len(parts) <= MAX_ARRAYS + 1:
         raise ProtocolError("parts", f"a result has 1 to {MAX_ARRAYS + 1} parts, got {len(parts)}")
@@ -151,10 +180,20 @@ def _decode_array(spec: Any, part: Any, limits: Limits) -> tuple[str, np.ndarray
 
 
 class ResultPublisher:
-    """XPUB socket for results; a slow subscriber loses old results, never blocks the engine."""
+    """XPUB socket for results; a slow subscriber loses old results, never blocks the engine.
+
+    ``curve_secret_key`` (Z85) encrypts the stream: subscribers then need the
+    matching public key.  A subscription message above
+    ``transport.MAX_SUBSCRIPTION_BYTES`` drops that subscriber's connection.
+    """
 
     def __init__(
-        self, bind: str, *, source: str = "lorentz-live", context: zmq.Context | None = None
+        self,
+        bind: str,
+        *,
+        source: str = "lorentz-live",
+        context: zmq.Context | None = None,
+        curve_secret_key: bytes | None = None,
     ):
         self.source = source
         self.sent = 0
@@ -162,7 +201,9 @@ class ResultPublisher:
         self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.linger = 0
         self._socket.sndhwm = RESULTS_SEND_HWM
+        self._socket.maxmsgsize = MAX_SUBSCRIPTION_BYTES
         try:
+            set_curve_server(self._socket, curve_secret_key)
             self._socket.bind(bind)
         except zmq.ZMQError:
             self._socket.close()
@@ -215,22 +256,45 @@ class ResultSubscriber:
 
     :meth:`recv_latest` drains everything queued and returns the newest valid
     result; older ones are counted in ``superseded``, invalid ones in ``rejected``.
-    No thread: made for a GUI timer or a recorder loop.
+    No thread: made for a GUI timer or a recorder loop.  libzmq drops a
+    connection that sends a part above ``limits.max_pixel_bytes`` (ZMQ_MAXMSGSIZE)
+    before anything is allocated for it, and does not reconnect after such a
+    protocol error: after ``reconnect_after_s`` without a valid result the
+    socket is made anew (also recovering from a restarted engine).
+    ``curve_server_key``: the engine's CURVE public key, for an encrypted results stream.
     """
 
     def __init__(
-        self, address: str, *, limits: Limits = DEFAULT_LIMITS, context: zmq.Context | None = None
+        self,
+        address: str,
+        *,
+        limits: Limits = RESULT_LIMITS,
+        context: zmq.Context | None = None,
+        curve_server_key: bytes | None = None,
+        reconnect_after_s: float = 10.0,
     ):
+        self.address = address
         self.limits = limits
         self.received = 0
         self.superseded = 0
         self.rejected = 0
-        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self._socket.linger = 0
-        self._socket.rcvhwm = RESULTS_SEND_HWM
-        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self._socket.connect(address)
+        self.reconnects = 0
+        self.reconnect_after_s = reconnect_after_s
+        self._context = context or zmq.Context.instance()
+        self._curve_server_key = curve_server_key
         self._logged: set[str] = set()
+        self._socket = self._connect()
+
+    def _connect(self) -> zmq.Socket:
+        socket = self._context.socket(zmq.SUB)
+        socket.linger = 0
+        socket.rcvhwm = RESULTS_SEND_HWM
+        socket.maxmsgsize = max(self.limits.max_pixel_bytes, self.limits.max_header_bytes)
+        set_curve_client(socket, self._curve_server_key)
+        socket.setsockopt(zmq.SUBSCRIBE, b"")
+        socket.connect(self.address)
+        self._quiet_since = time.monotonic()
+        return socket
 
     def _take(self, flags: int) -> Result | None:
         parts = self._socket.recv_multipart(flags, copy=False)
@@ -249,11 +313,17 @@ class ResultSubscriber:
         """Newest result within ``timeout_s`` seconds, or ``None``."""
         newest = None
         if not self._socket.poll(round(timeout_s * 1000)):
+            if time.monotonic() - self._quiet_since > self.reconnect_after_s:
+                self._socket.close(linger=0)
+                self._socket = self._connect()
+                self.reconnects += 1
             return None
         while True:
             try:
                 result = self._take(zmq.NOBLOCK)
             except zmq.Again:
+                if newest is not None:
+                    self._quiet_since = time.monotonic()
                 return newest
             if result is not None:
                 if newest is not None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import zmq
+import zmq.utils.monitor
 
 from acquisition_bridge.keys import MICROSCOPE_KEYS
 from acquisition_bridge.protocol import (
@@ -35,6 +36,7 @@ from acquisition_bridge.protocol import (
     END_OF_STREAM,
     FRAME,
     HEARTBEAT,
+    MAX_UINT64,
     REASONS,
     SERIES_END,
     SERIES_START,
@@ -56,14 +58,45 @@ LIVE_SEND_HWM = 8
 LIVE_RECV_HWM = 4
 #: Messages queued on the lossless path at each end.
 RECORD_HWM = 16
+#: Largest message an XPUB accepts from a subscriber, bytes: a subscription is
+#: one byte plus its topic (the protocol's is empty); a larger one drops the
+#: connection instead of growing the publisher's subscription table.  The limit
+#: also applies to the CURVE handshake, whose INITIATE command needs > 256 bytes.
+MAX_SUBSCRIPTION_BYTES = 1024
+#: libzmq monitor events that mean the security handshake failed.
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
-def _set_curve_server(socket: zmq.Socket, secret_key: bytes | None) -> None:
+def set_curve_server(socket: zmq.Socket, secret_key: bytes | None) -> None:
+    """Make a binding socket a CURVE server with ``secret_key`` (Z85); nothing if None."""
     if secret_key is None:
         return
     socket.curve_secretkey = secret_key
     socket.curve_publickey = zmq.curve_public(secret_key)
     socket.curve_server = True
+
+
+def set_curve_client(
+    socket: zmq.Socket,
+    server_key: bytes | None,
+    client_keys: tuple[bytes, bytes] | None = None,
+) -> None:
+    """Make a connecting socket a CURVE client of ``server_key`` (Z85 public key).
+
+    ``client_keys`` (public, secret) identify the client; by default a fresh
+    pair is made (the protocol's version 1.0 does not authenticate clients).
+    Nothing if ``server_key`` is None.
+    """
+    if server_key is None:
+        return
+    public, secret = client_keys or zmq.curve_keypair()
+    socket.curve_serverkey = server_key
+    socket.curve_publickey = public
+    socket.curve_secretkey = secret
 
 
 @dataclass
@@ -127,7 +160,8 @@ class Publisher:
             self._live.linger = 0
             self._live.sndhwm = live_hwm
             self._live.setsockopt(zmq.XPUB_VERBOSE, 1)
-            _set_curve_server(self._live, curve_secret_key)
+            self._live.maxmsgsize = MAX_SUBSCRIPTION_BYTES
+            set_curve_server(self._live, curve_secret_key)
             self._live.bind(bind)
             self.address: str = self._live.last_endpoint.decode()
             self.record_address: str | None = None
@@ -135,7 +169,7 @@ class Publisher:
                 self._record = self._context.socket(zmq.PUSH)
                 self._record.linger = 0
                 self._record.sndhwm = record_hwm
-                _set_curve_server(self._record, curve_secret_key)
+                set_curve_server(self._record, curve_secret_key)
                 self._record.bind(record_bind)
                 self.record_address = self._record.last_endpoint.decode()
         except zmq.ZMQError:
@@ -306,7 +340,8 @@ class SubscriberStats:
     (``protocol.REASONS``).  restarts : sources whose seq went backwards.
     reconnects : socket re-creations after silence.  silent : no message for
     ``heartbeat_timeout_s``.  ended : an end_of_stream arrived (reset by the next
-    message).  pixel_bytes : bytes of valid frames.
+    message).  pixel_bytes : bytes of valid frames.  handshake_failures : failed
+    security handshakes (the publisher wants CURVE, or the keys differ).
     """
 
     received: int = 0
@@ -321,6 +356,7 @@ class SubscriberStats:
     silent: bool = False
     ended: bool = False
     pixel_bytes: int = 0
+    handshake_failures: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -349,6 +385,8 @@ class Subscriber:
         again, s (default 2 x ``heartbeat_timeout_s``).
     limits : size limits for incoming messages.
     curve_server_key : the publisher's Z85 CURVE public key, to connect encrypted.
+    curve_client_keys : (public, secret) Z85 key pair of this client (default: a
+        fresh pair per connection).
 
     Sockets are created, used and closed by one receiver thread only.
     """
@@ -364,6 +402,7 @@ class Subscriber:
         queue_size: int = RECORD_HWM,
         check_finite: bool = True,
         curve_server_key: bytes | None = None,
+        curve_client_keys: tuple[bytes, bytes] | None = None,
         context: zmq.Context | None = None,
     ) -> None:
         if mode not in ("latest", "all"):
@@ -376,6 +415,7 @@ class Subscriber:
         self.check_finite = check_finite
         self._queue_size = queue_size
         self._curve_server_key = curve_server_key
+        self._curve_client_keys = curve_client_keys
         self._context = context or zmq.Context.instance()
         self._stats = SubscriberStats()
         self._lock = threading.Condition()
@@ -459,15 +499,36 @@ class Subscriber:
         socket.heartbeat_ivl = 1000
         socket.heartbeat_timeout = 3000
         socket.maxmsgsize = max(self.limits.max_pixel_bytes, self.limits.max_header_bytes)
-        if self._curve_server_key is not None:
-            public, secret = zmq.curve_keypair()
-            socket.curve_serverkey = self._curve_server_key
-            socket.curve_publickey = public
-            socket.curve_secretkey = secret
+        set_curve_client(socket, self._curve_server_key, self._curve_client_keys)
         if self.mode == "latest":
             socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self._monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
         socket.connect(self.address)
         return socket
+
+    def _check_handshake(self) -> None:
+        """Count failed security handshakes and say once what they probably mean."""
+        while self._monitor.poll(0):
+            event = zmq.utils.monitor.recv_monitor_message(self._monitor)
+            if not event["event"] & _HANDSHAKE_FAILED:
+                continue
+            with self._lock:
+                self._stats.handshake_failures += 1
+            if "handshake" not in self._logged:
+                self._logged.add("handshake")
+                log.warning(
+                    "security handshake with %s failed: %s",
+                    self.address,
+                    "the publisher is encrypted (CURVE): give its public key (--curve-server-key)"
+                    if self._curve_server_key is None
+                    else "the publisher is not encrypted or has another key",
+                )
+
+    def _close_socket(self, socket: zmq.Socket) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            socket.disable_monitor()
+        self._monitor.close(linger=0)
+        socket.close(linger=0)
 
     def _run(self) -> None:
         socket = None
@@ -480,6 +541,7 @@ class Subscriber:
                     if self._handle(parts):
                         last_message = time.monotonic()
                     continue
+                self._check_handshake()
                 now = time.monotonic()
                 quiet = now - last_message
                 if quiet > self.heartbeat_timeout_s and not self._stats.silent:
@@ -487,7 +549,7 @@ class Subscriber:
                         self._stats.silent = True
                     log.warning("no message from %s for %.1f s", self.address, quiet)
                 if min(quiet, now - last_connect) > self.reconnect_after_s:
-                    socket.close(linger=0)
+                    self._close_socket(socket)
                     socket = self._socket()
                     last_connect = now
                     with self._lock:
@@ -498,7 +560,7 @@ class Subscriber:
                 self._lock.notify_all()
         finally:
             if socket is not None:
-                socket.close(linger=0)
+                self._close_socket(socket)
 
     @staticmethod
     def _recv_parts(socket: zmq.Socket) -> list[zmq.Frame]:
@@ -512,8 +574,14 @@ class Subscriber:
         return parts
 
     def _reject(self, error: ProtocolError) -> None:
+        header = error.header
         with self._lock:
             self._stats.rejected[error.reason] += 1
+            # a rejected frame that names its place in the stream is not a lost one
+            if header is not None and header.get("kind") == FRAME:
+                seq, source = header.get("seq"), header.get("source")
+                if isinstance(source, str) and type(seq) is int and 0 <= seq <= MAX_UINT64:
+                    self._account(source, seq, FRAME, header.get("stream_id"))
         if error.reason not in self._logged:
             self._logged.add(error.reason)
             log.warning(
@@ -530,29 +598,12 @@ class Subscriber:
         kind, seq, source = message.kind, message.seq, message.source
         if kind == END_OF_STREAM and (source, seq) in self._ended:
             return True  # a repeat of an end_of_stream already handed over
-        expected = self._next_seq.get(source)
-        stream = message.header.get("stream_id")
-        # a new stream_id is a restarted source: its seq starts again, nothing was lost
-        restarted = expected is not None and (
-            (stream is not None and self._stream.get(source) not in (None, stream))
-            or seq < expected
-        )
-        self._stream[source] = stream
         with self._lock:
             stats = self._stats
             stats.received += 1
             stats.silent = False
             stats.ended = kind == END_OF_STREAM
-            if restarted:
-                stats.restarts += 1
-                log.info("source %r restarted (seq %d, expected %d)", source, seq, expected)
-            elif expected is not None and seq > expected:
-                stats.missed += seq - expected
-            if kind == END_OF_STREAM:
-                self._next_seq.pop(source, None)
-                self._ended = {(source, seq)}
-            else:
-                self._next_seq[source] = seq + 1 if kind == FRAME else seq
+            self._account(source, seq, kind, message.header.get("stream_id"))
             if kind == FRAME:
                 stats.frames += 1
                 stats.pixel_bytes += message.pixels.nbytes  # type: ignore[union-attr]
@@ -562,6 +613,31 @@ class Subscriber:
             self._enqueue(message)
             self._lock.notify_all()
         return True
+
+    def _account(self, source: str, seq: int, kind: str, stream: Any) -> None:
+        """Count lost frames and restarts from ``seq`` (called with the lock held).
+
+        A new ``stream_id``, a ``seq`` that goes backwards, or one that jumps
+        ahead by more than ``limits.max_seq_gap`` is a restart of the source.
+        """
+        expected = self._next_seq.get(source)
+        # a new stream_id is a restarted source: its seq starts again, nothing was lost
+        restarted = expected is not None and (
+            (isinstance(stream, str) and self._stream.get(source) not in (None, stream))
+            or seq < expected
+            or seq - expected > self.limits.max_seq_gap
+        )
+        self._stream[source] = stream if isinstance(stream, str) else None
+        if restarted:
+            self._stats.restarts += 1
+            log.info("source %r restarted (seq %d, expected %d)", source, seq, expected)
+        elif expected is not None and seq > expected:
+            self._stats.missed += seq - expected
+        if kind == END_OF_STREAM:
+            self._next_seq.pop(source, None)
+            self._ended = {(source, seq)}
+        else:
+            self._next_seq[source] = seq + 1 if kind == FRAME else seq
 
     def _enqueue(self, message: Message) -> None:
         """Called with the lock held."""
@@ -589,4 +665,6 @@ __all__ = [
     "PublisherStats",
     "Subscriber",
     "SubscriberStats",
+    "set_curve_client",
+    "set_curve_server",
 ]

@@ -6,8 +6,14 @@ Every user error ends in one line on stderr naming the problem and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import math
+import os
+import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,8 +54,51 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load_params(path: str) -> tuple[MicroscopeParams, dict]:
-    params = MicroscopeParams.from_json(path)
-    return params, json.loads(Path(path).read_text())
+    params = MicroscopeParams.from_json(path)  # one-line errors for any file content
+    return params, json.loads(Path(path).read_bytes().decode("utf-8"))
+
+
+#: Largest --seed (torch generators take 64-bit seeds; SIPRAD adds small offsets).
+MAX_SEED = 2**63 - 2**16
+
+
+def _number(name: str, value: float | None, *, low: float = 0.0, strict: bool = False) -> None:
+    """Refuse a NaN, infinite or out-of-range numeric option (None = not given)."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (value > low if strict else value >= low)
+    if not ok:
+        relation = ">" if strict else ">="
+        raise InputError(f"{name} must be {relation} {low:g} and finite, got {value}")
+
+
+def _seed(value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise InputError(f"--seed must be in 0 .. 2**63 - 2**16, got {value}")
+
+
+def _output(path: str, suffixes: tuple[str, ...], overwrite: bool) -> Path:
+    """The output path, checked before any computation: suffix, folder, not a folder, no clobber."""
+    out = output_path(path, suffixes)
+    if out.is_dir():
+        raise InputError(f"output {out} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise InputError(f"output {out} exists; pass --overwrite to replace it")
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write into {folder}: {exc.strerror}") from None
+    return out
+
+
+def _save(write, out: Path) -> None:
+    """Run ``write()``; an OS error becomes one line naming the output."""
+    try:
+        write()
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +112,12 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
 
 
 def _forward(args: argparse.Namespace) -> None:
+    _number("--dose", args.dose, strict=True)
+    _number("--ms", args.ms, strict=True)
+    _number("--mip-v", args.mip_v)
+    _number("--xi0-nm", args.xi0_nm, strict=True)
+    _seed(args.seed)
+    out = _output(args.out, (".npy",), args.overwrite)
     params, given = _load_params(args.params)
     source = Path(args.input)
     amplitude = None
@@ -96,15 +151,19 @@ def _forward(args: argparse.Namespace) -> None:
             raise InputError(
                 f"amplitude shape {tuple(amplitude.shape)} != phase shape {tuple(phase.shape)}"
             )
-    out = output_path(args.out, (".npy",))
+        if float(amplitude.min()) < 0 or not float(amplitude.max()) > 0:
+            raise InputError(
+                f"amplitude {args.amplitude}: needs values >= 0 and some > 0 "
+                f"(got {float(amplitude.min()):g} .. {float(amplitude.max()):g})"
+            )
     image = simulate_image(phase, params, amplitude)
+    if not bool(torch.isfinite(image).all()) or not float(image.mean()) > 0:
+        raise InputError("the simulated image is not finite; check the phase and amplitude")
     if args.dose is not None:
-        if args.dose <= 0:
-            raise InputError(f"--dose must be > 0 electrons per pixel, got {args.dose:g}")
         generator = torch.Generator().manual_seed(args.seed)
         image = torch.poisson(image.double() * args.dose, generator=generator).float()
         image = image / image.mean()
-    np.save(out, image.numpy().astype(np.float32))
+    _save(lambda: np.save(out, image.numpy().astype(np.float32)), out)
     print(f"wrote {out}: {tuple(image.shape)} image (mean 1) at defocus {params.defocus_nm:g} nm")
 
 
@@ -189,6 +248,7 @@ def _material(args: argparse.Namespace) -> Material:
 def _siprad_config(args: argparse.Namespace, base=None):
     from lorentz_live.siprad import SipradConfig
 
+    _seed(args.seed)
     changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
     for name in ("boundary", "smoothing"):
         if getattr(args, name, None) is not None:
@@ -198,17 +258,21 @@ def _siprad_config(args: argparse.Namespace, base=None):
             raise InputError(f"--iterations must be >= 1, got {args.iterations}")
         changes["max_iterations"] = args.iterations
     if args.threshold is not None:
+        _number("--threshold", args.threshold, strict=True)
         changes["threshold"] = args.threshold
     return (base or SipradConfig()).replace(**changes)
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
+    _number("--qc", args.qc)
+    _number("--sigma", args.sigma)
+    config = _siprad_config(args) if args.method == "siprad" else None
+    out = _output(args.out, (".npz",), args.overwrite)
     params, _ = _load_params(args.params)
     params.require_reconstruction_defocus()
     image = torch.from_numpy(load_image(args.image))
-    if float(image.mean()) <= 0:
+    if not float(image.double().mean()) > 0:
         raise InputError(f"image {args.image}: mean intensity is not positive")
-    out = output_path(args.out, (".npz",))
     arrays: dict[str, np.ndarray] = {}
     if args.method == "sitie":
         if float(image.min()) < 0:
@@ -226,7 +290,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
     else:
         from lorentz_live.siprad import SipradReconstructor
 
-        reconstructor = SipradReconstructor(_siprad_config(args), device=_device(args.device))
+        reconstructor = SipradReconstructor(config, device=_device(args.device))
         bar = _ProgressBar("siprad")
         try:
             result = reconstructor.reconstruct(image, params, progress=bar)
@@ -242,19 +306,27 @@ def _reconstruct(args: argparse.Namespace) -> None:
         arrays["smoothing_sigma_px"] = np.float32(result.smoothing_sigma_px)
         arrays["phi_m_raw"] = result.phi_m_raw.numpy()
         misfit = result.loss[-1] if result.loss else float("nan")
+        stopped = (
+            f"reached the iteration cap ({result.iterations}) before converging"
+            if result.stop_reason == "max_iterations"
+            else f"stopped by {result.stop_reason}"
+        )
         print(
-            f"siprad: {result.iterations} iterations, stopped by {result.stop_reason}, "
+            f"siprad: {result.iterations} iterations, {stopped}, "
             f"{result.seconds:.1f} s, final misfit {misfit:.3e}, "
             f"resolution {result.resolution_nm:.1f} nm"
         )
-    np.savez(
+    _save(
+        lambda: np.savez(
+            out,
+            phi_m=phase.numpy(),
+            b_x=b_x.numpy(),
+            b_y=b_y.numpy(),
+            params=json.dumps(params.to_dict()),
+            method=args.method,
+            **arrays,
+        ),
         out,
-        phi_m=phase.numpy(),
-        b_x=b_x.numpy(),
-        b_y=b_y.numpy(),
-        params=json.dumps(params.to_dict()),
-        method=args.method,
-        **arrays,
     )
     print(f"wrote {out}: phi_m (rad), b_x, b_y (T nm) by {args.method}")
 
@@ -268,11 +340,10 @@ def _device(name: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> None:
-    import logging
-
     import zmq
 
     from lorentz_live.live import LiveConfig, LiveEngine
+    from lorentz_live.live.guards import GuardConfig
     from lorentz_live.live.runner import LiveRunner
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -284,8 +355,12 @@ def _run(args: argparse.Namespace) -> None:
     for name, value in checked:
         if value is not None and value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
-    if args.budget is not None and not args.budget > 0:
-        raise InputError(f"--budget must be > 0 s, got {args.budget:g}")
+    _number("--budget", args.budget, strict=True)
+    _number("--cold-budget", args.cold_budget, strict=True)
+    _number("--idle-timeout", args.idle_timeout, strict=True)
+    if args.max_side is not None and args.max_side < 8:
+        raise InputError(f"--max-side must be >= 8 px, got {args.max_side}")
+    options = _run_sockets(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     siprad = _siprad_config(args, LiveConfig().siprad)
@@ -293,12 +368,14 @@ def _run(args: argparse.Namespace) -> None:
         siprad=siprad,
         warm_max_iterations=args.warm_iterations or LiveConfig.warm_max_iterations,
         time_budget_s=args.budget,
+        cold_budget_s=args.cold_budget,
         instant=args.instant,
         device=_device(args.device),
     )
     stats = Path(args.stats) if args.stats else None
     if stats is not None and not stats.parent.exists():
         raise InputError(f"--stats folder does not exist: {stats.parent}")
+    guard = GuardConfig(max_side_px=args.max_side or GuardConfig.max_side_px)
     runner = LiveRunner(
         LiveEngine(config),
         args.source,
@@ -307,22 +384,65 @@ def _run(args: argparse.Namespace) -> None:
         max_frames=args.frames,
         idle_timeout_s=args.idle_timeout,
         status=sys.stderr,
+        guard=guard,
+        **options,
     )
     try:
         summary = runner.run()
     except zmq.ZMQError as exc:
         raise InputError(f"cannot open sockets ({args.source}, {args.results}): {exc}") from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the runner has closed its sockets
         runner.stop()
         summary = runner.summary
+        summary.ended_by = "interrupted"
+        args.interrupted = True
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
         f"{summary.refined} refined by SIPRAD, "
         f"answer latency p50 {summary.latency_percentile(50):.3f} s "
         f"p99 {summary.latency_percentile(99):.3f} s, "
-        f"dropped {summary.dropped}, bad {summary.bad_frames}, rejected {summary.rejected}, "
-        f"cold starts {summary.cold_starts}"
+        f"dropped {summary.dropped}, bad {summary.bad_frames}{_reasons(summary.bad_reasons)}, "
+        f"rejected {summary.rejected}{_reasons(summary.rejected_reasons)}, "
+        f"capped {summary.capped}, cold starts {summary.cold_starts} ({summary.ended_by})",
+        flush=True,
     )
+
+
+def _run_sockets(args: argparse.Namespace) -> dict:
+    """Endpoints checked, exposure warned about, CURVE keys read: the runner's socket options."""
+    from acquisition_bridge.curve import KeyFileError, read_key
+    from acquisition_bridge.endpoints import EndpointError, check_endpoint, warn_if_exposed
+
+    try:
+        check_endpoint(args.source, what="--source")
+        if args.results is not None:
+            check_endpoint(args.results, what="--results")
+            warn_if_exposed(
+                args.results, encrypted=args.results_curve_secret is not None, what="results"
+            )
+        subscriber: dict = {}
+        publisher: dict = {}
+        if args.curve_server_key is not None:
+            subscriber["curve_server_key"] = read_key(args.curve_server_key, secret=False)
+            if args.curve_client_key is not None:
+                subscriber["curve_client_keys"] = (
+                    read_key(args.curve_client_key, secret=False),
+                    read_key(args.curve_client_key, secret=True),
+                )
+        elif args.curve_client_key is not None:
+            raise InputError("--curve-client-key needs --curve-server-key")
+        if args.results_curve_secret is not None:
+            if args.results is None:
+                raise InputError("--results-curve-secret needs --results")
+            publisher["curve_secret_key"] = read_key(args.results_curve_secret, secret=True)
+    except (EndpointError, KeyFileError) as exc:
+        raise InputError(str(exc)) from None
+    return {"subscriber_options": subscriber, "publisher_options": publisher}
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    shown = [f"{key} {value}" for key, value in counts.items() if value]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dose", type=float, help="add Poisson noise at this many electrons per pixel"
     )
     forward.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    forward.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     forward.set_defaults(handler=_forward)
 
     reconstruct = commands.add_parser(
@@ -364,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_params(reconstruct)
     reconstruct.add_argument("--out", required=True, metavar="RESULT.npz")
+    reconstruct.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     reconstruct.add_argument("--method", choices=("siprad", "sitie"), default="siprad")
     reconstruct.add_argument("--iterations", type=int, help="siprad: maximum iterations")
     _add_sample_options(reconstruct)
@@ -407,19 +529,70 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     _add_sample_options(run)
+    run.add_argument(
+        "--cold-budget",
+        type=float,
+        help="time budget of a SIPRAD cold start, pre-training included, s (default: none)",
+    )
+    run.add_argument(
+        "--max-side",
+        type=int,
+        help="largest frame side reconstructed, px; larger frames are binned "
+        "(default 512, lorentz_live.live.guards.GuardConfig)",
+    )
+    run.add_argument(
+        "--curve-server-key", metavar="FILE", help="the bridge's CURVE public key (keygen)"
+    )
+    run.add_argument(
+        "--curve-client-key",
+        metavar="FILE",
+        help="this client's CURVE key pair (a keygen .key_secret file; default: a fresh pair)",
+    )
+    run.add_argument(
+        "--results-curve-secret",
+        metavar="FILE",
+        help="encrypt the results stream with this CURVE secret key (keygen)",
+    )
     run.set_defaults(handler=_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lorentz-live``; returns the exit code."""
+    if argv is None:
+        # as a program, SIGTERM (a process manager, `kill`) ends like Ctrl-C: with a summary
+        _terminate_like_interrupt()
+    program = argv is None
     try:
         args = build_parser().parse_args(argv)
         args.handler(args)
+        if program and getattr(args, "interrupted", False):
+            _exit_now()
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def _exit_now() -> None:
+    """End an interrupted ``run`` at once: its sockets and files are closed, output flushed.
+
+    Skips the interpreter's teardown, which with torch loaded took 3 to 4.5 s on a
+    loaded 2-core machine (tests/faults: SIGTERM must end the engine within 2 s).
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _terminate_like_interrupt() -> None:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):  # not in the main thread
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def load_image(path: str | Path, *, what: str = "image", npz_key: str = "image")
         data = _READERS[suffix](path, npz_key)
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{what} file {path}: cannot read it as {suffix} ({exc})") from None
     return check_image(np.asarray(data), what=f"{what} {path}")
 
@@ -56,6 +56,12 @@ def check_image(data: np.ndarray, *, what: str = "image") -> np.ndarray:
 
 
 def _read_npy(path: Path, _key: str) -> np.ndarray:
+    with path.open("rb") as file:
+        magic = file.read(6)
+    if not magic:
+        raise InputError(f"{path} is empty")
+    if magic != b"\x93NUMPY":  # np.load would call anything else "pickled data"
+        raise InputError(f"{path} is not a NumPy .npy file (no .npy header)")
     return np.load(path, allow_pickle=False)
 
 

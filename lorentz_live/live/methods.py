@@ -12,7 +12,9 @@ fitted for hundreds of iterations to one input does not map a new input (frame
 n+1's SITIE) to a good phase (benchmarks/live.py).  The warm iteration budget
 adapts to how much the frame changed (:func:`warm_budget`).
 A cold start (fresh network, pre-training, full budget) happens for the first
-frame, on request, when the microscope parameters or the image shape change,
+frame, on request, when the microscope parameters or the image shape change to
+conditions not seen before (a return to one of the last 4 known conditions,
+e.g. a defocus set back, resumes their last state with ``recover_iterations``),
 and when the warm start diverges.
 """
 
@@ -22,6 +24,7 @@ import dataclasses
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -173,8 +176,14 @@ class SipradMethod:
         self._converged = False
         self._restart_requested: str | None = None
         self.cold_starts = 0
+        #: the last accepted state per (shape, params): a return to conditions
+        #: seen before (a defocus toggled back) resumes from it, no cold start
+        self._known: OrderedDict[tuple[Any, ...], tuple[SipradState, torch.Tensor, float | None]]
+        self._known = OrderedDict()
         #: the budget decision of the last warm frame ("still", "changing", ...)
         self.last_budget: tuple[int, str] = (0, "")
+        #: on_progress(stage, iteration, total, loss) during a cold start (status line)
+        self.on_progress: Callable[[str, int, int, float], None] | None = None
 
     def request_restart(self, reason: str) -> None:
         """Make the next frame start cold (any thread: it only sets a flag)."""
@@ -228,6 +237,15 @@ class SipradMethod:
         shape = (int(image.shape[0]), int(image.shape[1]))
         norm = (image / image.mean()).to(self._cold.device)
         reason = self._restart_reason(frame, shape)
+        key = (shape, frame.params)
+        resumed = None
+        changed = reason is not None and self._restart_requested is None
+        if changed and self.state is not None and key in self._known:
+            # conditions seen before: continue from their last state, moved with the drift
+            self.state, self._last_image, self._last_loss = self._known[key]
+            resumed = f"{reason}; resumed the last state under these conditions"
+            self._last_params, self._last_shape, self._last_seq = frame.params, shape, None
+            reason = None
         change = None
         if reason is None and self._last_image is not None:
             noise = estimate_noise(norm, self._cold.transfer(shape, frame.params)).variance
@@ -237,6 +255,8 @@ class SipradMethod:
         warm = reason is None
         if warm:
             self.last_budget = warm_budget(change, self.config, converged=self._converged)
+            if resumed is not None:
+                self.last_budget = (self.config.recover_iterations, "resumed")
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
                 image,
@@ -250,13 +270,19 @@ class SipradMethod:
         if result is None:
             budget = self.config.cold_budget_s
             deadline = None if budget is None else start + budget
-            result = self._cold.reconstruct(image, frame.params, deadline=deadline)
+            result = self._cold.reconstruct(
+                image, frame.params, deadline=deadline, **self._progress()
+            )
             self.cold_starts += 1
             self._restart_requested = None
         self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq
         self._last_loss = result.loss[-1] if result.loss else None
+        self._known[key] = (result.state, norm, self._last_loss)
+        self._known.move_to_end(key)
+        while len(self._known) > 4:
+            self._known.popitem(last=False)
         self._converged = result.stop_reason == "discrepancy"
         return Estimate(
             phi_m=result.phi_m,
@@ -265,7 +291,7 @@ class SipradMethod:
             iterations=result.iterations,
             stop_reason=result.stop_reason,
             warm=warm,
-            restart_reason=reason,
+            restart_reason=reason if resumed is None or not warm else resumed,
             drift_px=(0.0, 0.0) if change is None else change.drift_px,
         )
 
@@ -277,6 +303,15 @@ class SipradMethod:
         if self._last_loss is not None and final > self.config.divergence_factor * self._last_loss:
             return f"warm start diverged (loss {self._last_loss:.3g} -> {final:.3g})"
         return None
+
+    def _progress(self) -> dict[str, Any]:
+        report = self.on_progress
+        if report is None:
+            return {}
+        return {
+            "pretrain_progress": lambda i, n, loss: report("pre-training", i, n, loss),
+            "progress": lambda i, n, loss: report("fit", i, n, loss),
+        }
 
     def _deadline(self, start: float) -> dict[str, Any]:
         if self.config.time_budget_s is None:

@@ -30,6 +30,7 @@ from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
 from lorentz_live.errors import InputError
 from lorentz_live.live.engine import LiveEngine, LiveFrame, LiveResult
+from lorentz_live.live.guards import FrameGuard, GuardConfig
 from lorentz_live.live.pipeline import LivePipeline
 from lorentz_live.physics import MicroscopeParams
 
@@ -55,6 +56,12 @@ class RunSummary:
     bad_frames: int = 0
     dropped: int = 0
     rejected: int = 0
+    #: refused frames per reason (guards.BAD_REASONS) and rejected messages per
+    #: protocol reason (acquisition_bridge.protocol.REASONS), non-zero ones only
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    #: SIPRAD results that reached their iteration cap before converging
+    capped: int = 0
     cold_starts: int = 0
     iterations: list[int] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
@@ -149,6 +156,9 @@ class LiveRunner:
     refine : run SIPRAD refinement (``False``: instant answers only).
     drain_timeout_s : at the end of the stream or after ``max_frames``, wait
         this long for the refinement of the last frame.
+    guard : frame admission and glitch settings (:mod:`lorentz_live.live.guards`).
+    subscriber_options, publisher_options : extra keyword arguments of the
+        :class:`Subscriber` and :class:`ResultPublisher` (CURVE keys).
     """
 
     def __init__(
@@ -165,8 +175,16 @@ class LiveRunner:
         result_subscribers: int = 0,
         refine: bool = True,
         drain_timeout_s: float = 60.0,
+        guard: GuardConfig | None = None,
+        subscriber_options: dict[str, Any] | None = None,
+        publisher_options: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
+        self.guard = FrameGuard(engine, guard)  # before the listener below: it flags results
+        self._options = (subscriber_options or {}, publisher_options or {})
+        self._last_progress = 0.0
+        if status is not None and hasattr(engine.refiner, "on_progress"):
+            engine.refiner.on_progress = self._cold_progress
         self.source = source
         self.results_bind = results_bind
         self.stats_path = stats
@@ -199,14 +217,17 @@ class LiveRunner:
         summary = self.summary
         start = time.monotonic()
         last_frame = start
-        publisher = ResultPublisher(self.results_bind) if self.results_bind else None
+        publisher = (
+            ResultPublisher(self.results_bind, **self._options[1]) if self.results_bind else None
+        )
         self.results_address = publisher.address if publisher else None
         self._started.set()
         if publisher is not None and self.result_subscribers:
             publisher.wait_for_subscribers(self.result_subscribers, timeout_s=10.0)
         stats_file = self.stats_path.open("a") if self.stats_path else None
-        subscriber = Subscriber(self.source, mode="latest")
+        subscriber = Subscriber(self.source, mode="latest", **self._options[0])
         pipeline = self.pipeline = LivePipeline(self.engine, refine=self.refine)
+        interrupted = False
         self._last_status = 0.0
 
         def flush() -> None:
@@ -221,8 +242,7 @@ class LiveRunner:
                     break
                 message = subscriber.recv(timeout_s=0.02)
                 now = time.monotonic()
-                counters = subscriber.stats
-                summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
+                self._count(subscriber)
                 if message is None:
                     if self.idle_timeout_s is not None and now - last_frame > self.idle_timeout_s:
                         summary.ended_by = f"no frame for {self.idle_timeout_s:g} s"
@@ -238,9 +258,13 @@ class LiveRunner:
                 self._process(message)
             else:
                 summary.ended_by = summary.ended_by or "stopped"
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: do not wait for a long SIPRAD run
+            interrupted = True
+            raise
         finally:
-            pipeline.close()
+            pipeline.close(timeout_s=0.2 if interrupted else 60.0)
             flush()
+            self._count(subscriber)  # the summary is final
             summary.superseded = pipeline.superseded
             summary.wall_s = time.monotonic() - start
             subscriber.close()
@@ -251,6 +275,27 @@ class LiveRunner:
         if self.status is not None:
             self._print_status(None, summary.wall_s, final=True)
         return summary
+
+    def _count(self, subscriber: Subscriber) -> None:
+        counters = subscriber.stats
+        summary = self.summary
+        summary.dropped, summary.rejected = counters.dropped, counters.rejected_total
+        summary.rejected_reasons = {k: v for k, v in counters.rejected.items() if v}
+
+    def _cold_progress(self, stage: str, iteration: int, total: int, loss: float) -> None:
+        """Status line of a cold start (called from the refinement thread)."""
+        now = time.monotonic()
+        if self.status is None or (now - self._last_progress < 0.5 and iteration < total):
+            return
+        self._last_progress = now
+        terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
+        print(
+            ("\r" if terminal else "")
+            + f"siprad cold start: {stage} {iteration}/{total}  loss {loss:.3e}",
+            end="" if terminal else "\n",
+            file=self.status,
+            flush=True,
+        )
 
     def _drain(self, pipeline: LivePipeline, flush: Any) -> None:
         """Wait for the refinement of the last frame, publishing as results come."""
@@ -275,6 +320,7 @@ class LiveRunner:
                 summary.cold_starts = self.engine.cold_starts
                 summary.iterations.append(result.iterations)
                 summary.refine_latencies_s.append(result.latency_s)
+                summary.capped += result.stop_reason == "max_iterations"
             if publisher is not None:
                 publisher.publish(
                     result_header(result, summary, summary.dropped),
@@ -296,9 +342,11 @@ class LiveRunner:
         try:
             frame = frame_from_message(message)
             assert self.pipeline is not None
-            result = self.pipeline.submit(frame)
+            result = self.guard.submit(frame, self.pipeline.submit)
         except InputError as error:
             summary.bad_frames += 1
+            reason = getattr(error, "reason", "params")
+            summary.bad_reasons[reason] = summary.bad_reasons.get(reason, 0) + 1
             kind = str(error).split(":", 1)[-1].strip()[:40]
             if kind not in self._logged:
                 self._logged.add(kind)
@@ -327,6 +375,9 @@ class LiveRunner:
             "drift_px": [round(v, 3) for v in result.drift_px],
             "dropped_so_far": self.summary.dropped,
             "bad_frames_so_far": self.summary.bad_frames,
+            "bad_reasons": dict(self.summary.bad_reasons),
+            "rejected_so_far": dict(self.summary.rejected_reasons),
+            "guard": result.metadata.get("guard"),
         }
 
     def _print_status(
@@ -340,7 +391,9 @@ class LiveRunner:
         line = (
             f"frames {summary.frames}  fps {fps:.2f}  latency p50 {latency:.3f} s"
             f"  refined {summary.refined}  it/frame {iterations:.0f}  dropped {summary.dropped}"
-            f"  bad {summary.bad_frames}  cold {summary.cold_starts}"
+            f"  bad {summary.bad_frames}{_reasons(summary.bad_reasons)}"
+            f"  rejected {summary.rejected}{_reasons(summary.rejected_reasons)}"
+            f"  capped {summary.capped}  cold {summary.cold_starts}"
         )
         if result is not None:
             state = "warm" if result.warm else "cold"
@@ -352,3 +405,9 @@ class LiveRunner:
         terminal = self.status.isatty() if hasattr(self.status, "isatty") else False
         end = "\n" if final or not terminal else ""
         print(("\r" if terminal else "") + line, end=end, file=self.status, flush=True)
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    """The non-zero counts as text, e.g. ' (size 2, glitch 1)'; empty for none."""
+    shown = [f"{key} {value}" for key, value in counts.items() if value]
+    return f" ({', '.join(shown)})" if shown else ""

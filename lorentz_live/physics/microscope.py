@@ -184,9 +184,13 @@ class MicroscopeParams:
         """Read a ``--params`` JSON file (an object with any subset of the keys)."""
         path = Path(path)
         try:
-            text = path.read_text()
+            if path.is_file() and path.stat().st_size > 1 << 20:
+                raise InputError(f"params file {path} is larger than 1 MiB")
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise InputError(f"params file not found: {path}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"params file {path} is not UTF-8 text (byte {exc.start})") from None
         except OSError as exc:
             raise InputError(f"cannot read params file {path}: {exc.strerror}") from None
         try:
@@ -195,6 +199,8 @@ class MicroscopeParams:
             raise InputError(
                 f"params file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"
             ) from None
+        except RecursionError:
+            raise InputError(f"params file {path} is nested too deeply") from None
         if not isinstance(values, dict):
             raise InputError(f"params file {path} must hold a JSON object of microscope keys")
         return cls.from_mapping(values)

@@ -2,7 +2,7 @@
 
 The network maps an input map [1, C_in, H, W] to an output map [1, C_out, H, W]
 of the same size.  Any H, W works: the input is reflect-padded internally to a
-multiple of 2**depth and the output cropped back, so the reference
+multiple of 2**depth (at least 2 x 2**depth) and the output cropped back, so the reference
 implementation's "multiple of 16" restriction does not apply here.
 """
 
@@ -99,10 +99,12 @@ class DeepImagePrior(nn.Module):
         return 2**self.config.depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, C_in, H, W] -> [N, C_out, H, W], any H, W >= 2."""
+        """[N, C_in, H, W] -> [N, C_out, H, W], any H, W >= 1."""
         height, width = x.shape[-2:]
-        pad_y = (-height) % self.multiple
-        pad_x = (-width) % self.multiple
+        # padded to a multiple of 2**depth and to at least twice that, so the
+        # deepest level is >= 2 px (its reflect-padded convolutions need it)
+        pad_y = max(2 * self.multiple, height + (-height) % self.multiple) - height
+        pad_x = max(2 * self.multiple, width + (-width) % self.multiple) - width
         if pad_y or pad_x:
             # reflect needs pad < size; fall back to replicate for tiny inputs
             mode = "reflect" if pad_y < height and pad_x < width else "replicate"

@@ -124,6 +124,18 @@ def test_parameter_change_and_operator_request_force_cold_starts(frames, live_co
     assert engine.cold_starts == 3
 
 
+def test_returning_to_known_conditions_resumes_their_state(frames, live_config) -> None:
+    engine = LiveEngine(live_config)
+    engine.process(as_frame(frames[0], 0))
+    changed = PARAMS.replace(defocus_nm=-8.0e5)
+    assert not engine.process(as_frame(frames[1], 1, changed)).warm  # new conditions: cold
+    back = engine.process(as_frame(frames[2], 2))  # the first defocus again
+    assert back.warm and "resumed" in back.restart_reason and "defocus_nm" in back.restart_reason
+    assert engine.cold_starts == 2
+    assert back.iterations <= live_config.recover_iterations
+    assert correlation(back.phi_m, frames[2].phase) > 0.8
+
+
 def test_diverged_warm_start_is_redone_cold_and_recovers(frames, live_config) -> None:
     engine = LiveEngine(live_config)
     first = engine.process(as_frame(frames[0], 0))
