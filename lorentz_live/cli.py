@@ -32,6 +32,8 @@ from lorentz_live.physics import (
     sitie_phase,
     specimen_from_magnetisation,
 )
+from lorentz_live.record.cli import add_commands as add_record_commands
+from lorentz_live.record.cli import record_results
 
 PROG = "lorentz-live"
 #: --amplitude help: what was measured (docs/accuracy.md, `make bench-accuracy`).
@@ -375,9 +377,10 @@ def _run(args: argparse.Namespace) -> None:
     stats = Path(args.stats) if args.stats else None
     if stats is not None and not stats.parent.exists():
         raise InputError(f"--stats folder does not exist: {stats.parent}")
+    engine = LiveEngine(config)
     guard = GuardConfig(max_side_px=args.max_side or GuardConfig.max_side_px)
     runner = LiveRunner(
-        LiveEngine(config),
+        engine,
         args.source,
         results_bind=args.results,
         stats=stats,
@@ -387,6 +390,7 @@ def _run(args: argparse.Namespace) -> None:
         guard=guard,
         **options,
     )
+    pusher = record_results(engine, args.record_results, config, lambda: runner.summary)
     try:
         summary = runner.run()
     except zmq.ZMQError as exc:
@@ -396,6 +400,9 @@ def _run(args: argparse.Namespace) -> None:
         summary = runner.summary
         summary.ended_by = "interrupted"
         args.interrupted = True
+    finally:
+        if pusher is not None:
+            pusher.close()
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
         f"{summary.refined} refined by SIPRAD, "
@@ -553,7 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="encrypt the results stream with this CURVE secret key (keygen)",
     )
+    run.add_argument(
+        "--record-results", metavar="EP", help="lossless PUSH of every result for a recorder"
+    )
     run.set_defaults(handler=_run)
+    add_record_commands(commands)
     return parser
 
 
