@@ -234,8 +234,11 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
 
 def _material(args: argparse.Namespace) -> Material:
     values = {
-        "mean_inner_potential_v": ("--mean-inner-potential", args.mean_inner_potential),
-        "absorption_length_nm": ("--absorption-length", args.absorption_length),
+        "mean_inner_potential_v": (
+            "--mean-inner-potential",
+            getattr(args, "mean_inner_potential", None),
+        ),
+        "absorption_length_nm": ("--absorption-length", getattr(args, "absorption_length", None)),
     }
     changes = {}
     for field, (flag, value) in values.items():
