@@ -123,15 +123,20 @@ def _publish(source_cls: type[Source], args: argparse.Namespace) -> int:
         warn_if_exposed(endpoint, encrypted=args.curve_secret is not None, what="frames")
     secret = read_key(args.curve_secret, secret=True) if args.curve_secret else None
     source = source_cls.from_args(args)
+    # a context of its own: terminating it at the end waits until the lossless path has
+    # delivered what it still holds (the last frames, end_of_stream)
+    context = zmq.Context()
     try:
         publisher = Publisher(
             args.bind,
+            context=context,
             record_bind=args.record_bind,
             source=args.name or source_cls.name,
             heartbeat_s=args.heartbeat_s,
             curve_secret_key=secret,
         )
     except zmq.ZMQError as exc:
+        context.term()
         raise UsageError(f"cannot bind {args.bind} / {args.record_bind}: {exc}") from None
     status = _Status(args.status_s)
     rejected = 0
@@ -181,6 +186,7 @@ def _publish(source_cls: type[Source], args: argparse.Namespace) -> int:
                 f"  record-dropped {stats.record_dropped}  invalid {rejected}",
                 final=True,
             )
+    context.term()  # waits up to transport.RECORD_LINGER_S for a recorder to take the rest
     return 0
 
 

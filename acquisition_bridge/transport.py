@@ -58,6 +58,8 @@ LIVE_SEND_HWM = 8
 LIVE_RECV_HWM = 4
 #: Messages queued on the lossless path at each end.
 RECORD_HWM = 16
+#: Seconds a closing publisher keeps delivering the lossless path's queued messages.
+RECORD_LINGER_S = 10.0
 #: Largest message an XPUB accepts from a subscriber, bytes: a subscription is
 #: one byte plus its topic (the protocol's is empty); a larger one drops the
 #: connection instead of growing the publisher's subscription table.  The limit
@@ -317,10 +319,15 @@ class Publisher:
         return False
 
     def close(self) -> None:
-        """Close both sockets (pending messages are discarded: linger 0)."""
+        """Close both sockets.
+
+        Live messages still queued are discarded (linger 0); the lossless path
+        keeps delivering what it has queued (the last frames and end_of_stream)
+        to a connected recorder for up to :data:`RECORD_LINGER_S`.
+        """
         self._live.close(linger=0)
         if self._record is not None:
-            self._record.close(linger=0)
+            self._record.close(linger=round(RECORD_LINGER_S * 1000))
 
     def __enter__(self) -> Publisher:
         return self
@@ -495,9 +502,13 @@ class Subscriber:
         socket.rcvhwm = LIVE_RECV_HWM if self.mode == "latest" else self._queue_size
         socket.reconnect_ivl = 100
         socket.reconnect_ivl_max = 1000
-        # ZMTP heartbeats let libzmq notice a dead TCP peer and reconnect
-        socket.heartbeat_ivl = 1000
-        socket.heartbeat_timeout = 3000
+        if self.mode == "latest":
+            # ZMTP heartbeats let libzmq notice a dead TCP peer and reconnect.  Not on the
+            # lossless path: there a full receive queue (back-pressure) is normal, and a
+            # heartbeat timeout while input is stopped aborts the process in libzmq
+            # (assert !_io_error, zeromq/libzmq#3937, #4767); silence is caught below.
+            socket.heartbeat_ivl = 1000
+            socket.heartbeat_timeout = 3000
         socket.maxmsgsize = max(self.limits.max_pixel_bytes, self.limits.max_header_bytes)
         set_curve_client(socket, self._curve_server_key, self._curve_client_keys)
         if self.mode == "latest":

@@ -218,6 +218,20 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_controls(self) -> None:
         panel = QtWidgets.QWidget()
         form = QtWidgets.QFormLayout(panel)
+        self._build_microscope_controls(form)
+        self._build_engine_controls(form)
+        self._build_display_controls(form)
+
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        dock = QtWidgets.QDockWidget("Controls", self)
+        dock.setObjectName("controls")
+        dock.setWidget(scroll)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.resizeDocks([dock], [330], QtCore.Qt.Orientation.Horizontal)
+
+    def _build_microscope_controls(self, form: QtWidgets.QFormLayout) -> None:
 
         self.convention = QtWidgets.QComboBox()
         self.convention.addItems(SIGN_CONVENTIONS)
@@ -247,6 +261,7 @@ class MainWindow(QtWidgets.QMainWindow):
         buttons.addWidget(self.clear_params)
         form.addRow(buttons)
 
+    def _build_engine_controls(self, form: QtWidgets.QFormLayout) -> None:
         self.warm_iterations = QtWidgets.QSpinBox()
         self.warm_iterations.setRange(1, 10000)
         self.warm_iterations.setValue(20)
@@ -273,6 +288,7 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow(self.roi_box)
         form.addRow(roi_buttons)
 
+    def _build_display_controls(self, form: QtWidgets.QFormLayout) -> None:
         self.raw_map = QtWidgets.QComboBox()
         self.raw_map.addItems(COLOUR_MAPS)
         self.phase_map = QtWidgets.QComboBox()
@@ -307,15 +323,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.control_reply = QtWidgets.QLabel("")
         self.control_reply.setWordWrap(True)
         form.addRow(self.control_reply)
-
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidget(panel)
-        scroll.setWidgetResizable(True)
-        dock = QtWidgets.QDockWidget("Controls", self)
-        dock.setObjectName("controls")
-        dock.setWidget(scroll)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks([dock], [330], QtCore.Qt.Orientation.Horizontal)
 
     def _build_plots(self) -> None:
         self._plot_docks: list[QtWidgets.QDockWidget] = []

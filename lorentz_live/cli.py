@@ -32,8 +32,20 @@ from lorentz_live.physics import (
     sitie_phase,
     specimen_from_magnetisation,
 )
+from lorentz_live.record.cli import add_commands as add_record_commands
+from lorentz_live.record.cli import record_results
+from lorentz_live.tomo.refine import DEFAULT_ITERATIONS as REFINE_ITERATIONS
 
 PROG = "lorentz-live"
+#: --amplitude help: what was measured (docs/accuracy.md, `make bench-accuracy`).
+AMPLITUDE_HELP = (
+    "siprad: sample amplitude. none: uniform; threshold: fixed two-valued map from the "
+    "image; learn: a second DIP (paper); exclude: thresholded contaminants, widened by a "
+    "Fresnel length, are left out of the fit. Measured on a contaminated bubble lattice "
+    "(docs/accuracy.md; phase / B correlation): exclude 0.73 / 0.77, learn 0.57 / 0.47, "
+    "threshold 0.28 / 0.14, none 0.29 / 0.34, hand-tuned SITIE 0.48 / 0.59. None reaches "
+    "the 0.85 target; patterned films were not measured."
+)
 MAGNETISATION_SUFFIXES = (".ovf", ".omf")
 
 
@@ -182,11 +194,71 @@ class _ProgressBar:
             print(file=sys.stderr)
 
 
+def _add_sample_options(parser: argparse.ArgumentParser) -> None:
+    """SIPRAD's sample model: amplitude, contaminant material, edges, final smoothing."""
+    parser.add_argument(
+        "--amplitude",
+        choices=("none", "threshold", "learn", "exclude"),
+        default="none",
+        help=AMPLITUDE_HELP,
+    )
+    parser.add_argument(
+        "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
+    )
+    parser.add_argument(
+        "--mean-inner-potential",
+        type=float,
+        metavar="V",
+        help=f"siprad: contaminant mean inner potential V0, volts "
+        f"(default {Material().mean_inner_potential_v:g})",
+    )
+    parser.add_argument(
+        "--absorption-length",
+        type=float,
+        metavar="NM",
+        help=f"siprad: contaminant absorption length xi0, nm "
+        f"(default {Material().absorption_length_nm:g})",
+    )
+    parser.add_argument(
+        "--boundary",
+        choices=("pad", "periodic"),
+        help="siprad: image edges: 'pad' (default) models a larger field, for "
+        "non-periodic (real) micrographs; 'periodic' for periodic simulations",
+    )
+    parser.add_argument(
+        "--smoothing",
+        choices=("none", "resolution", "fixed"),
+        help="siprad: final smoothing of phi_m: none, at the noise-limited resolution, "
+        "or the paper's 2 px (lowers |B| in narrow walls)",
+    )
+
+
+def _material(args: argparse.Namespace) -> Material:
+    values = {
+        "mean_inner_potential_v": (
+            "--mean-inner-potential",
+            getattr(args, "mean_inner_potential", None),
+        ),
+        "absorption_length_nm": ("--absorption-length", getattr(args, "absorption_length", None)),
+    }
+    changes = {}
+    for field, (flag, value) in values.items():
+        if value is None:
+            continue
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(f"{flag} must be a positive number, got {value:g}")
+        changes[field] = value
+    return Material(**changes)
+
+
 def _siprad_config(args: argparse.Namespace, base=None):
     from lorentz_live.siprad import SipradConfig
 
     _seed(args.seed)
-    changes = {"amplitude": args.amplitude, "seed": args.seed}
+    changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
+    for name in ("boundary", "smoothing"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError(f"--iterations must be >= 1, got {args.iterations}")
@@ -236,6 +308,9 @@ def _reconstruct(args: argparse.Namespace) -> None:
         if result.amplitude is not None:
             arrays["amplitude"] = result.amplitude.numpy()
             arrays["phase_e"] = result.phase_e.numpy()
+        arrays["resolution_nm"] = np.float32(result.resolution_nm)
+        arrays["smoothing_sigma_px"] = np.float32(result.smoothing_sigma_px)
+        arrays["phi_m_raw"] = result.phi_m_raw.numpy()
         misfit = result.loss[-1] if result.loss else float("nan")
         stopped = (
             f"reached the iteration cap ({result.iterations}) before converging"
@@ -244,7 +319,8 @@ def _reconstruct(args: argparse.Namespace) -> None:
         )
         print(
             f"siprad: {result.iterations} iterations, {stopped}, "
-            f"{result.seconds:.1f} s, final misfit {misfit:.3e}"
+            f"{result.seconds:.1f} s, final misfit {misfit:.3e}, "
+            f"resolution {result.resolution_nm:.1f} nm"
         )
     _save(
         lambda: np.savez(
@@ -305,9 +381,10 @@ def _run(args: argparse.Namespace) -> None:
     stats = Path(args.stats) if args.stats else None
     if stats is not None and not stats.parent.exists():
         raise InputError(f"--stats folder does not exist: {stats.parent}")
-    guard = GuardConfig(max_side_px=args.max_side or GuardConfig.max_side_px)
     engine = LiveEngine(config)
+    guard = GuardConfig(max_side_px=args.max_side or GuardConfig.max_side_px)
     server = _control_server(args, engine)
+    tomo = _tomo_collector(args.tomo_out) if args.tomo_out else None
     runner = LiveRunner(
         engine,
         args.source,
@@ -318,8 +395,10 @@ def _run(args: argparse.Namespace) -> None:
         status=sys.stderr,
         control=server.control if server else None,
         guard=guard,
+        tomo=tomo,
         **options,
     )
+    pusher = record_results(engine, args.record_results, config, lambda: runner.summary)
     try:
         summary = runner.run()
     except zmq.ZMQError as exc:
@@ -332,6 +411,10 @@ def _run(args: argparse.Namespace) -> None:
     finally:
         if server is not None:
             server.close()
+        if pusher is not None:
+            pusher.close()
+    if tomo is not None:
+        tomo.wait()
     print(
         f"{summary.frames} frames in {summary.wall_s:.1f} s ({summary.fps:.2f} fps), "
         f"{summary.refined} refined by SIPRAD, "
@@ -386,6 +469,84 @@ def _gui(args: argparse.Namespace) -> None:
         raise SystemExit(code)
 
 
+def _tomo_collector(folder: str):
+    """Collector that writes every reconstructed tilt-series pair to ``folder``."""
+    from lorentz_live.io.tilt_series import save_tomogram
+    from lorentz_live.tomo.collect import TiltSeriesCollector
+
+    out = Path(folder)
+    if not out.is_dir():
+        raise InputError(f"--tomo-out folder does not exist: {out}")
+
+    def write(result, info: dict) -> None:
+        path = out / f"tomo_{info['series_x']}_{info['series_y']}.npz"
+        save_tomogram(path, result.b.numpy(), result.b_vfet.numpy(), info["voxel_size_nm"])
+        print(f"wrote {path}: tomogram of {info['tilts_x']} + {info['tilts_y']} tilts", flush=True)
+
+    return TiltSeriesCollector(write)
+
+
+def _tomo(args: argparse.Namespace) -> None:
+    from lorentz_live.io.tilt_series import load_tilt_series, save_tomogram
+    from lorentz_live.tomo.magnet import load_model
+    from lorentz_live.tomo.reconstruct import reconstruct_tilt_series
+
+    if args.refine < 0:
+        raise InputError(f"--refine must be >= 0 iterations, got {args.refine}")
+    series = load_tilt_series(args.series)
+    out = output_path(args.out, (".npz",))
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise InputError(f"--weights {args.weights}: no such file")
+    model = load_model(args.weights) if args.weights else load_model()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    result = reconstruct_tilt_series(
+        torch.from_numpy(series.phase_x),
+        series.angles_x_deg.tolist(),
+        torch.from_numpy(series.phase_y),
+        series.angles_y_deg.tolist(),
+        series.pixel_size_nm,
+        model=model,
+        refine_iterations=args.refine,
+    )
+    save_tomogram(out, result.b.numpy(), result.b_vfet.numpy(), result.voxel_size_nm)
+    size = result.b.shape[-1]
+    print(
+        f"wrote {out}: b and b_vfet (3, {size}, {size}, {size}) in T from "
+        f"{len(series.angles_x_deg)} x-tilts and {len(series.angles_y_deg)} y-tilts "
+        f"on {result.voxel_size_nm:g} nm voxels in {time.perf_counter() - start:.1f} s"
+    )
+
+
+def _tomo_train(args: argparse.Namespace) -> None:
+    from lorentz_live.tomo.train import TrainConfig, train
+
+    if args.minutes <= 0:
+        raise InputError(f"--minutes must be > 0, got {args.minutes:g}")
+    if args.size % 8 or args.size < 16:
+        raise InputError(f"--size must be a multiple of 8 and >= 16, got {args.size}")
+    if args.library_count < 10:
+        raise InputError(f"--library-count must be >= 10, got {args.library_count}")
+    out = output_path(args.out, (".pt",))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        size=args.size,
+        library_count=args.library_count,
+        library_seed=args.library_seed,
+        base_channels=args.base_channels,
+        minutes=args.minutes,
+        max_steps=args.steps,
+        noise_fraction=args.noise_fraction,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    cache = Path(args.cache) if args.cache else None
+    train(config, out, cache=cache, log=lambda line: print(line, flush=True))
+    print(f"wrote {out}")
+
+
 def _run_sockets(args: argparse.Namespace) -> dict:
     """Endpoints checked, exposure warned about, CURVE keys read: the runner's socket options."""
     from acquisition_bridge.curve import KeyFileError, read_key
@@ -427,33 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    forward = commands.add_parser("forward", help="simulate a mean-normalised LTEM image")
-    forward.add_argument(
-        "input", help="phase map in rad (.npy, .tif) or magnetisation (.ovf, .omf)"
-    )
-    _add_params(forward)
-    forward.add_argument(
-        "--amplitude", metavar="A.npy", help="amplitude map (default: 1, or from the OVF mask)"
-    )
-    forward.add_argument("--out", required=True, metavar="IMAGE.npy")
-    forward.add_argument(
-        "--ms", type=float, help="saturation magnetisation, A/m, for unit-vector OVF files"
-    )
-    forward.add_argument(
-        "--mip-v",
-        type=float,
-        default=Material.mean_inner_potential_v,
-        help="mean inner potential, V",
-    )
-    forward.add_argument(
-        "--xi0-nm", type=float, default=Material.absorption_length_nm, help="absorption length, nm"
-    )
-    forward.add_argument(
-        "--dose", type=float, help="add Poisson noise at this many electrons per pixel"
-    )
-    forward.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    forward.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    forward.set_defaults(handler=_forward)
+    _add_forward_command(commands)
 
     reconstruct = commands.add_parser(
         "reconstruct", help="phase and induction from one defocused image"
@@ -466,15 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     reconstruct.add_argument("--method", choices=("siprad", "sitie"), default="siprad")
     reconstruct.add_argument("--iterations", type=int, help="siprad: maximum iterations")
-    reconstruct.add_argument(
-        "--amplitude",
-        choices=("none", "threshold", "learn"),
-        default="none",
-        help="siprad: uniform, fixed thresholded or learned amplitude (contaminated samples)",
-    )
-    reconstruct.add_argument(
-        "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
-    )
+    _add_sample_options(reconstruct)
     reconstruct.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     reconstruct.add_argument(
         "--seed", type=int, default=0, help="siprad: network and input-noise seed"
@@ -514,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    _add_sample_options(run)
     run.add_argument(
         "--control",
         metavar="ENDPOINT",
@@ -548,8 +676,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="encrypt the results stream with this CURVE secret key (keygen)",
     )
-    run.set_defaults(handler=_run, amplitude="none", threshold=None)
+    run.add_argument(
+        "--record-results", metavar="EP", help="lossless PUSH of every result for a recorder"
+    )
+    run.add_argument("--tomo-out", metavar="DIR", help="reconstruct tilt series in 3D into DIR")
+    run.set_defaults(handler=_run)
+    add_record_commands(commands)
+    _add_tomo_commands(commands)
+    _add_gui_command(commands)
+    return parser
 
+
+def _add_gui_command(commands) -> None:
+    """`gui` subcommand: the operator viewer (package ``gui``, extra ``gui``)."""
     gui = commands.add_parser("gui", help="the operator viewer (needs the gui extra)")
     gui.add_argument("--source", default="tcp://127.0.0.1:5555", help="the bridge's live endpoint")
     gui.add_argument("--results", default="tcp://127.0.0.1:5556", help="the engine's results")
@@ -563,7 +702,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gui.add_argument("--control-curve-key", metavar="FILE", help="the engine's CURVE public key")
     gui.set_defaults(handler=_gui)
-    return parser
+
+
+def _add_forward_command(commands) -> None:
+    """`forward` subcommand: simulate an image."""
+    forward = commands.add_parser("forward", help="simulate a mean-normalised LTEM image")
+    forward.add_argument(
+        "input", help="phase map in rad (.npy, .tif) or magnetisation (.ovf, .omf)"
+    )
+    _add_params(forward)
+    forward.add_argument(
+        "--amplitude", metavar="A.npy", help="amplitude map (default: 1, or from the OVF mask)"
+    )
+    forward.add_argument("--out", required=True, metavar="IMAGE.npy")
+    forward.add_argument(
+        "--ms", type=float, help="saturation magnetisation, A/m, for unit-vector OVF files"
+    )
+    forward.add_argument(
+        "--mip-v",
+        type=float,
+        default=Material.mean_inner_potential_v,
+        help="mean inner potential, V",
+    )
+    forward.add_argument(
+        "--xi0-nm", type=float, default=Material.absorption_length_nm, help="absorption length, nm"
+    )
+    forward.add_argument(
+        "--dose", type=float, help="add Poisson noise at this many electrons per pixel"
+    )
+    forward.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    forward.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    forward.set_defaults(handler=_forward)
+
+
+def _add_tomo_commands(commands) -> None:
+    """`tomo` and `tomo-train` subcommands."""
+    tomo = commands.add_parser("tomo", help="3D induction from x and y tilt series (VFET + MagNet)")
+    tomo.add_argument(
+        "series", help="tilt series .npz (phase_x, angles_x_deg, ...) or a recorded session folder"
+    )
+    tomo.add_argument("--out", required=True, metavar="B.npz")
+    tomo.add_argument("--weights", metavar="W.pt", help="MagNet checkpoint (default: shipped)")
+    tomo.add_argument(
+        "--refine",
+        type=int,
+        default=REFINE_ITERATIONS,
+        help="data-consistency iterations after MagNet (0: none)",
+    )
+    tomo.add_argument("--threads", type=int, help="torch CPU threads")
+    tomo.set_defaults(handler=_tomo)
+
+    tomo_train = commands.add_parser("tomo-train", help="train MagNet on the texture library")
+    tomo_train.add_argument("--out", required=True, metavar="W.pt")
+    tomo_train.add_argument("--minutes", type=float, default=60.0, help="time budget")
+    tomo_train.add_argument("--steps", type=int, default=1_000_000, help="step cap")
+    tomo_train.add_argument("--size", type=int, default=32, help="box, voxels")
+    tomo_train.add_argument("--library-count", type=int, default=880)
+    tomo_train.add_argument("--library-seed", type=int, default=1)
+    tomo_train.add_argument("--base-channels", type=int, default=16)
+    tomo_train.add_argument("--noise-fraction", type=float, default=0.5)
+    tomo_train.add_argument("--checkpoint-every", type=int, default=250)
+    tomo_train.add_argument("--cache", metavar="SERIES.pt", help="cache of the training series")
+    tomo_train.add_argument("--seed", type=int, default=0)
+    tomo_train.add_argument("--threads", type=int, help="torch CPU threads")
+    tomo_train.set_defaults(handler=_tomo_train)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

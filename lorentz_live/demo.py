@@ -92,6 +92,39 @@ def _viewer_command(source: str, results: str, control: str, extra: list[str]) -
     return [str(script), "gui", *endpoints, *extra]
 
 
+def _engine_beside_viewer(runner, control: str, source: str, viewer: list[str]) -> None:
+    """Run ``runner`` in a thread, open the viewer on its streams, return when it closes.
+
+    Re-raises an engine failure after the viewer is closed.
+    """
+    failure: list[BaseException] = []
+
+    def engine_loop() -> None:
+        try:
+            runner.run()
+        except BaseException as error:  # re-raised below
+            failure.append(error)
+
+    thread = threading.Thread(target=engine_loop, name="engine", daemon=True)
+    thread.start()
+    if not runner.wait_started(30.0) or runner.results_address is None:
+        raise SystemExit("demo: the engine did not start its results stream")
+    command = _viewer_command(source, runner.results_address, control, viewer)
+    print(f"viewer: {' '.join(command[1:])}", flush=True)
+    window = subprocess.Popen(command)
+    try:
+        while window.poll() is None and not failure:
+            thread.join(0.2)
+    finally:
+        if window.poll() is None:
+            window.terminate()
+            window.wait(30)
+        runner.stop()
+        thread.join(120)
+    if failure:
+        raise failure[0]
+
+
 def run_live(
     out: Path,
     *,
@@ -133,7 +166,7 @@ def run_live(
     results: list[LiveResult] = []
     engine = LiveEngine(LiveConfig())
     engine.add_listener(results.append)
-    server = window = None
+    server = None
     if viewer is not None:  # results and control on ports the OS picks (no probe-then-bind race)
         server = ControlServer("tcp://127.0.0.1:*", EngineControl(engine))
         runner = LiveRunner(
@@ -151,32 +184,9 @@ def run_live(
         if viewer is None or server is None:
             summary = runner.run()
         else:  # the engine works in a thread until the viewer is closed (or the engine fails)
-            failure: list[BaseException] = []
-
-            def engine_loop() -> None:
-                try:
-                    runner.run()
-                except BaseException as error:  # re-raised below, after the viewer is closed
-                    failure.append(error)
-
-            thread = threading.Thread(target=engine_loop, name="engine", daemon=True)
-            thread.start()
-            if not runner.wait_started(30.0) or runner.results_address is None:
-                raise SystemExit("demo: the engine did not start its results stream")
-            command = _viewer_command(endpoint, runner.results_address, server.address, viewer)
-            print(f"viewer: {' '.join(command[1:])}", flush=True)
-            window = subprocess.Popen(command)
-            while window.poll() is None and not failure:
-                thread.join(0.2)
-            runner.stop()
-            thread.join(120)
-            if failure:
-                raise failure[0]
+            _engine_beside_viewer(runner, server.address, endpoint, viewer)
             summary = runner.summary
     finally:
-        if window is not None and window.poll() is None:
-            window.terminate()
-            window.wait(30)
         if server is not None:
             server.close()
         bridge.terminate()

@@ -162,6 +162,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, change: dict, message
     assert not (tmp_path / "r.npz").exists()
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--absorption-length", "-5"), ("--mean-inner-potential", "nan")]
+)
+def test_bad_material_exits_2(workdir, capsys, flag: str, value: str) -> None:
+    np.save(workdir / "image.npy", np.ones((32, 32), np.float32))
+    out = workdir / "r.npz"
+    args = ["reconstruct", str(workdir / "image.npy"), "--params", str(workdir / "p.json")]
+    assert main([*args, "--out", str(out), flag, value]) == 2
+    assert flag in _error_line(capsys)
+    assert not out.exists()
+
+
 def test_usage_errors_are_one_line(capsys) -> None:
     assert main(["reconstruct"]) == 2
     assert "required" in _error_line(capsys)
@@ -244,10 +256,33 @@ def test_siprad_round_trip_writes_fit_loss_and_amplitude(workdir, capsys) -> Non
             "threshold",
             "--seed",
             "3",
+            "--mean-inner-potential",
+            "12",
+            "--absorption-length",
+            "50",
+            "--smoothing",
+            "fixed",
+            "--boundary",
+            "periodic",
+            "--threshold",
+            "0.95",
         ]
     )
     assert code == 0
     result = np.load(out)
+    # the material flags reach phi_e = -sigma V0 xi0 ln a
+    from lorentz_live.physics import Material, MicroscopeParams
+    from lorentz_live.siprad import electrostatic_from_amplitude
+
+    expected = electrostatic_from_amplitude(
+        torch.from_numpy(result["amplitude"]), Material(12.0, 50.0), MicroscopeParams().kv
+    )
+    np.testing.assert_allclose(result["phase_e"], expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert float(result["phase_e"].max()) > 0
+    assert float(result["smoothing_sigma_px"]) == 2.0
+    # resolution: no finer than the 2 px smoothing's half transfer (5.3 px of 4 nm);
+    # inf when noise beats the signal at every frequency
+    assert float(result["resolution_nm"]) >= 21.0
     assert str(result["method"]) == "siprad"
     for key in ("phi_m", "b_x", "b_y", "image_fit", "amplitude"):
         assert result[key].shape == (64, 48), key

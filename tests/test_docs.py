@@ -12,7 +12,7 @@ def test_conventions_list_every_key_and_existing_tests() -> None:
     text = (REPO / "docs" / "conventions.md").read_text()
     for key in MicroscopeParams.parameter_keys():
         assert f"`{key}`" in text, key
-    test_sources = "".join(path.read_text() for path in (REPO / "tests").glob("test_*.py"))
+    test_sources = "".join(path.read_text() for path in (REPO / "tests").rglob("test_*.py"))
     named = set(re.findall(r"`(test_\w+)`", text))
     assert named, "the conventions name the tests that pin them"
     for name in named:

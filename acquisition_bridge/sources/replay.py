@@ -18,6 +18,7 @@ from acquisition_bridge.sources.files import (
     read_stack,
     sidecar_path,
 )
+from acquisition_bridge.sources.session import SessionFrames, is_session
 
 #: Sidecar keys that steer the replay instead of going into the headers.
 CONTROL_KEYS = ("fps", "timestamps_s", "per_frame", "dataset")
@@ -40,7 +41,9 @@ class ReplaySource(Source):
     """
 
     name = "replay"
-    description = "replay a TIFF/MRC/HDF5/npy stack with a sidecar JSON of metadata"
+    description = (
+        "replay a TIFF/MRC/HDF5/npy stack with a sidecar JSON of metadata, or a recorded session"
+    )
 
     def __init__(
         self,
@@ -52,7 +55,16 @@ class ReplaySource(Source):
         dataset: str | None = None,
     ) -> None:
         path = Path(path)
-        if not path.is_file():
+        self.session: SessionFrames | None = None
+        if is_session(path):
+            # a recorded session: its own headers and timing (docs/session-format.md)
+            self.session = SessionFrames(path)
+            count = self.session.count
+            metadata = {**self.session.replay_metadata(0), **(metadata or {})}
+            stamps = self.session.timestamps_ns
+            metadata["per_frame"] = [self.session.replay_metadata(i) for i in range(count)]
+            metadata["timestamps_s"] = ((stamps - stamps[0]) * 1e-9).tolist()
+        elif not path.is_file():
             raise SourceError(f"{path}: file not found")
         if metadata is None:
             sidecar = sidecar_path(path)
@@ -64,12 +76,17 @@ class ReplaySource(Source):
             metadata = read_json_object(sidecar)
         metadata = dict(metadata)
         control = {key: metadata.pop(key) for key in CONTROL_KEYS if key in metadata}
-        self.stack = read_stack(path, dataset=dataset or control.get("dataset"))
+        if self.session is not None:
+            self.stack = self.session.pixels
+            self.count = self.session.count
+        else:
+            self.stack = read_stack(path, dataset=dataset or control.get("dataset"))
+            self.count = self.stack.shape[0]
         check_microscope_keys(metadata, f"metadata of {path.name}")
         metadata.setdefault("series_id", path.stem)
         metadata.setdefault("series_role", "movie")
         self.metadata = metadata
-        count = self.stack.shape[0]
+        count = self.count
         self.per_frame = control.get("per_frame")
         if self.per_frame is not None and (
             not isinstance(self.per_frame, list)
@@ -100,7 +117,9 @@ class ReplaySource(Source):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("path", type=Path, help="stack file (.npy, .tif, .mrc, .h5)")
+        parser.add_argument(
+            "path", type=Path, help="stack file (.npy, .tif, .mrc, .h5) or session folder"
+        )
         parser.add_argument("--meta", type=Path, help="metadata JSON (default: the sidecar)")
         parser.add_argument("--dataset", help="HDF5 dataset path (default: the first image one)")
         parser.add_argument("--loop", action="store_true", help="start again after the last frame")
@@ -109,6 +128,10 @@ class ReplaySource(Source):
     def from_args(cls, args: argparse.Namespace) -> ReplaySource:
         metadata = read_json_object(args.meta) if args.meta is not None else None
         return cls(args.path, metadata=metadata, fps=args.fps, loop=args.loop, dataset=args.dataset)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.session is not None:
+            self.session.close()
 
     def _due(self, timeout_s: float) -> bool:
         if self.timestamps_s is None:
@@ -119,11 +142,13 @@ class ReplaySource(Source):
         if delay > timeout_s:
             time.sleep(max(timeout_s, 0.0))
             return False
+        if delay < 0:  # late (the publisher stalled): keep the recorded spacing, no burst
+            self._start -= delay
         time.sleep(max(delay, 0.0))
         return True
 
     def read(self, timeout_s: float) -> Frame | None:
-        if self._index >= self.stack.shape[0]:
+        if self._index >= self.count:
             if not self.loop:
                 raise EndOfSource
             self._index = 0

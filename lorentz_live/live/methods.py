@@ -35,6 +35,7 @@ from lorentz_live.physics import (
     forward_image,
     sitie_phase,
     transfer_function,
+    wiener_contrast,
 )
 from lorentz_live.physics.registration import estimate_shift, fourier_shift
 from lorentz_live.siprad import (
@@ -42,7 +43,6 @@ from lorentz_live.siprad import (
     SipradResult,
     SipradState,
     estimate_noise,
-    wiener_contrast,
 )
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from acquisition_bridge.keys import MICROSCOPE_KEYS
-from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, Message
+from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, SERIES_END, Message
 from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
 from lorentz_live.analysis.census import census_header
@@ -162,6 +162,8 @@ class LiveRunner:
     guard : frame admission and glitch settings (:mod:`lorentz_live.live.guards`).
     subscriber_options, publisher_options : extra keyword arguments of the
         :class:`Subscriber` and :class:`ResultPublisher` (CURVE keys).
+    tomo : a :class:`lorentz_live.tomo.collect.TiltSeriesCollector` that receives the
+        instant phi_m of tilt-series frames and the series_end markers, or ``None``.
     control : operator commands (:mod:`lorentz_live.live.control`), applied
         before each frame.
     """
@@ -183,6 +185,7 @@ class LiveRunner:
         guard: GuardConfig | None = None,
         subscriber_options: dict[str, Any] | None = None,
         publisher_options: dict[str, Any] | None = None,
+        tomo: Any = None,
         control: EngineControl | None = None,
     ) -> None:
         self.engine = engine
@@ -201,6 +204,7 @@ class LiveRunner:
         self.result_subscribers = result_subscribers
         self.refine = refine
         self.drain_timeout_s = drain_timeout_s
+        self.tomo = tomo
         self.control = control
         self.summary = RunSummary()
         self.results_address: str | None = None
@@ -259,10 +263,14 @@ class LiveRunner:
                     summary.ended_by = "end of stream"
                     self._drain(pipeline, flush)
                     break
+                if message.kind == SERIES_END and self.tomo is not None:
+                    self.tomo.end_series(message.header.get("series_id"))
                 if message.kind != FRAME:
                     continue
                 last_frame = now
-                self._process(message)
+                result = self._process(message)
+                if result is not None and self.tomo is not None:
+                    self.tomo.add(result.metadata, result.phi_m, result.params.pixel_size_nm)
             else:
                 summary.ended_by = summary.ended_by or "stopped"
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: do not wait for a long SIPRAD run

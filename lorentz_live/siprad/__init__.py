@@ -9,33 +9,39 @@ from lorentz_live.siprad.amplitude import (
     electrostatic_from_amplitude,
     threshold_amplitude,
 )
+from lorentz_live.siprad.config import SipradConfig
 from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig, parameter_count
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.reconstructor import (
-    SipradConfig,
     SipradReconstructor,
     SipradResult,
     SipradState,
+    optimise,
     reconstruct,
     validate_image,
-    wiener_contrast,
 )
+from lorentz_live.siprad.stopping import AnyOf, Deadline, Discrepancy, Plateau, StopRule
 
 __all__ = [
     "AmplitudeMap",
+    "AnyOf",
+    "Deadline",
     "DeepImagePrior",
+    "Discrepancy",
     "NetworkConfig",
     "NoiseEstimate",
+    "Plateau",
     "SipradConfig",
     "SipradReconstructor",
     "SipradResult",
     "SipradState",
+    "StopRule",
     "dual_valued",
     "electrostatic_from_amplitude",
     "estimate_noise",
+    "optimise",
     "parameter_count",
     "reconstruct",
     "threshold_amplitude",
     "validate_image",
-    "wiener_contrast",
 ]

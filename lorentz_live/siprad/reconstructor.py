@@ -2,32 +2,32 @@
 
 A CNN (the DIP) is given a noise-filtered SITIE phase of the image as input,
 pre-trained to reproduce it, then optimised (Adam) so that the forward model
-(:func:`lorentz_live.physics.forward_image`) of its output matches the measured,
+(:mod:`lorentz_live.siprad.problem`) of its output matches the measured,
 mean-normalised image in the MSE sense.  Regularisation, measured in
 docs/accuracy.md:
 
-* stopping by the discrepancy principle: the iteration stops as soon as the
-  image misfit reaches the noise variance estimated from the spectrum where the
-  envelope has removed the signal (:mod:`lorentz_live.siprad.noise`), and that
-  iterate is kept; a loss plateau or ``max_iterations`` stop it otherwise;
+* stopping rules (:mod:`lorentz_live.siprad.stopping`): the discrepancy principle
+  (misfit reaches the noise variance estimated where the envelope has removed
+  the signal, :mod:`lorentz_live.siprad.noise`), a loss plateau, ``max_iterations``
+  or a deadline; the iterate that stops the loop is kept;
 * fresh Gaussian input noise each iteration (not accumulated);
 * the DIP output is a phase in units of the input's standard deviation;
-* final Gaussian smoothing of phi_m (sigma = 2 px, paper Methods).
+* no fixed final smoothing by default (``SipradConfig.smoothing``); the result
+  states the noise-limited resolution (``resolution_nm``).
 
-The step is separate from any loop that feeds it frames: :meth:`SipradReconstructor.reconstruct`
+Parts: :class:`~lorentz_live.siprad.problem.ForwardProblem` (pad, crop, simulate),
+the models of :mod:`lorentz_live.siprad.models` (state in, state out), the stopping
+rules, and the short driver :func:`optimise`.  :meth:`SipradReconstructor.reconstruct`
 takes an image, microscope parameters and optionally the :class:`SipradState` of a
 previous run (warm start) and returns a :class:`SipradResult` with the new state.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,121 +35,42 @@ import torch.nn.functional as F
 
 from lorentz_live.errors import InputError
 from lorentz_live.physics import (
-    Material,
     MicroscopeParams,
-    forward_image,
+    electron_wavelength_m,
     gaussian_filter,
+    gaussian_half_transfer,
     integrated_induction,
+    noise_limited_cutoff,
+    resolution_sigma_px,
     sitie_phase,
-    transfer_function,
+    wiener_contrast,
+    wiener_gain,
 )
-from lorentz_live.physics.registration import fourier_shift
-from lorentz_live.siprad.amplitude import (
-    MIN_AMPLITUDE,
-    AmplitudeMap,
-    dual_valued,
-    electrostatic_from_amplitude,
-    threshold_amplitude,
+from lorentz_live.siprad.amplitude import threshold_amplitude
+from lorentz_live.siprad.config import SipradConfig
+from lorentz_live.siprad.models import (
+    FixedAmplitude,
+    InputNoise,
+    LearnedAmplitude,
+    ModelState,
+    PhaseModel,
+    UniformAmplitude,
 )
-from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig
+from lorentz_live.siprad.network import NetworkConfig
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
-
-AMPLITUDE_MODES = ("none", "threshold", "learn")
-STOP_RULES = ("discrepancy", "plateau", "none")
+from lorentz_live.siprad.problem import ForwardProblem, TransferCache
+from lorentz_live.siprad.scale import fit_scale
+from lorentz_live.siprad.stopping import AnyOf, Deadline, StopRule, stop_rule
 
 #: progress(iteration, max_iterations, loss); called once per main-loop iteration.
 ProgressCallback = Callable[[int, int, float], None]
 #: observe(iteration, phi_m) with the current unsmoothed phase (diagnostics only).
 ObserveCallback = Callable[[int, torch.Tensor], None]
+#: Seed offsets of the amplitude network and of the input noise.
+AMPLITUDE_SEED_OFFSET = 7919
+NOISE_SEED_OFFSET = 1
 
-
-@dataclass(frozen=True)
-class SipradConfig:
-    """Settings of one SIPRAD reconstruction (defaults measured in docs/accuracy.md).
-
-    Parameters
-    ----------
-    max_iterations : upper bound on main-loop (forward-model) iterations.
-    min_iterations : no stop before this many iterations.
-    pretrain_iterations : iterations fitting the DIP output to its input (cold start only).
-    learning_rate : Adam step size (the output is in units of the input's std).
-    input_noise : std of the fresh Gaussian noise added to the DIP input each
-        iteration, in units of the input's std (0 = none).
-    network : phase-DIP architecture.
-    stop : ``"discrepancy"`` (misfit <= ``discrepancy_factor`` x estimated noise
-        variance, or a plateau), ``"plateau"`` or ``"none"`` (run ``max_iterations``).
-    discrepancy_factor : tau of the discrepancy principle.
-    noise_sigma : known noise std / mean intensity; ``None`` = estimate it.
-    plateau_window : iterations per window of the plateau test.
-    plateau_tolerance : stop when the mean loss of a window improves on the previous
-        window's by less than this fraction.
-    smoothing_sigma_px : Gaussian smoothing of the final phi_m, pixels (paper: 2).
-    adaptive_smoothing : smooth more when noise limits the resolution: sigma is
-        raised to :func:`resolution_sigma_px` (at least ``smoothing_sigma_px``).
-    boundary : ``"periodic"`` (default): the forward model's FFT field is the
-        image; ``"pad"``: the DIP models a field ``pad_fraction`` x the image size
-        larger on each side, the forward model images it and the loss compares
-        only the measured window (no wrap-around at the image edges).  Measured
-        on a non-periodic 128 px crop of the paper's phase, "pad" lost phase
-        accuracy (0.725 vs 0.908; B 0.879 vs 0.907): the padded margin leaves
-        long-wavelength ramps unconstrained (docs/accuracy.md).
-    pad_fraction : padding per side as a fraction of the larger image side
-        (at least 8 px).
-    input_filter : ``"wiener"`` (SITIE of the image Wiener-filtered with the noise
-        estimate; damps the 1/k^2 noise amplification of SITIE) or ``"none"``.
-    amplitude : ``"none"`` (uniform), ``"threshold"`` (fixed dual-valued map from
-        the image) or ``"learn"`` (a second DIP, paper Methods).
-    threshold : amplitude threshold in units of the mean intensity (None = 3/4 of
-        the mode).
-    material : contaminant constants that turn an amplitude into phi_e.
-    amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
-    dual_value_every : ``"learn"`` mode: project the amplitude on two values this often.
-    seed : seeds the network initialisation and the input noise.
-    """
-
-    max_iterations: int = 1500
-    min_iterations: int = 20
-    pretrain_iterations: int = 200
-    learning_rate: float = 1.0e-3
-    input_noise: float = 0.03
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    stop: str = "discrepancy"
-    discrepancy_factor: float = 1.0
-    noise_sigma: float | None = None
-    plateau_window: int = 100
-    plateau_tolerance: float = 2.0e-3
-    smoothing_sigma_px: float = 2.0
-    adaptive_smoothing: bool = False
-    boundary: str = "periodic"
-    pad_fraction: float = 0.125
-    input_filter: str = "wiener"
-    loss_weighting: str = "none"
-    amplitude: str = "none"
-    threshold: float | None = None
-    material: Material = field(default_factory=Material)
-    amplitude_network: NetworkConfig = field(
-        default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
-    )
-    dual_value_every: int = 100
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.amplitude not in AMPLITUDE_MODES:
-            raise InputError(f"amplitude must be one of {AMPLITUDE_MODES}, got {self.amplitude!r}")
-        if self.stop not in STOP_RULES:
-            raise InputError(f"stop must be one of {STOP_RULES}, got {self.stop!r}")
-        if self.boundary not in ("pad", "periodic"):
-            raise InputError(f"boundary must be 'pad' or 'periodic', got {self.boundary!r}")
-        if self.input_filter not in ("wiener", "none"):
-            raise InputError(f"input_filter must be 'wiener' or 'none', got {self.input_filter!r}")
-        if self.max_iterations < 0 or self.pretrain_iterations < 0 or self.min_iterations < 0:
-            raise InputError("iteration counts must be >= 0")
-        if not self.learning_rate > 0:
-            raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-
-    def replace(self, **changes: Any) -> SipradConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude
 
 
 @dataclass
@@ -183,10 +104,13 @@ class SipradState:
 class SipradResult:
     """Output of one reconstruction; arrays [H, W] float32 on the CPU.
 
-    phi_m : magnetic phase, rad, smoothed, zero mean.
-    phi_m_raw : the DIP's phase before smoothing, rad (what the forward model saw).
-    smoothing_sigma_px : the smoothing applied, pixels.
-    b_x, b_y : integrated in-plane induction, T nm (from the smoothed phi_m).
+    phi_m : magnetic phase, rad, zero mean (smoothed as ``SipradConfig.smoothing`` says).
+    phi_m_raw : phi_m before smoothing, rad: the DIP's phase times ``scale``.
+    smoothing_sigma_px : the smoothing applied, pixels (0 = none).
+    scale : the calibration factor alpha applied to the DIP's phase (1 = none).
+    resolution_nm : finest half-period phi_m can hold: the noise-limited cut-off of
+        the image (Wiener gain 1/2), or the smoothing's half-transfer if coarser.
+    b_x, b_y : integrated in-plane induction, T nm (of phi_m).
     image : the measured image, mean-normalised.
     image_fit : forward-model image of the kept iterate (unsmoothed phase).
     sitie : the SITIE phase used as the DIP input, rad.
@@ -205,6 +129,8 @@ class SipradResult:
     phi_m: torch.Tensor
     phi_m_raw: torch.Tensor
     smoothing_sigma_px: float
+    scale: float
+    resolution_nm: float
     b_x: torch.Tensor
     b_y: torch.Tensor
     image: torch.Tensor
@@ -245,52 +171,54 @@ def validate_image(image: Any) -> torch.Tensor:
     return image
 
 
-def wiener_gain(image: torch.Tensor, noise_variance: float) -> torch.Tensor:
-    """Wiener gain S / (S + N) [H, W] on the FFT grid of the mean-normalised ``image``.
+def optimise(
+    step: Callable[[int], torch.Tensor],
+    update: Callable[[int], None],
+    stop: StopRule,
+    max_iterations: int,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[float], int, str]:
+    """Driver loop: misfit, stop test, gradient step; -> (losses, iterations, reason).
 
-    Signal power per ring of |k| = measured power - noise power (floored at 0),
-    so the gain needs no ground truth, only the noise estimate.  DC gets gain 1.
+    ``step(i)`` returns the misfit of the current iterate (with a graph); the loop
+    back-propagates it and ``update(i)`` applies the optimiser steps.
+    The iterate that stops the loop is kept (no step after it).
     """
-    height, width = image.shape
-    spectrum = torch.fft.fft2(image - image.mean())
-    power = spectrum.abs() ** 2 / (height * width)
-    k_y = torch.fft.fftfreq(height, device=image.device)[:, None]
-    k_x = torch.fft.fftfreq(width, device=image.device)[None, :]
-    ring = torch.round(torch.sqrt(k_y**2 + k_x**2) * max(height, width)).long()
-    count = torch.bincount(ring.flatten()).clamp_min(1)
-    mean_power = torch.bincount(ring.flatten(), weights=power.flatten().double()) / count
-    signal = (mean_power - noise_variance).clamp_min(0.0).to(power.dtype)[ring]
-    gain = signal / (signal + noise_variance) if noise_variance > 0 else torch.ones_like(signal)
-    gain[0, 0] = 1.0
-    return gain
+    losses: list[float] = []
+    for iteration in range(max_iterations):
+        loss = step(iteration)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return losses, iteration, "diverged"
+        losses.append(value)
+        if progress is not None:
+            progress(iteration + 1, max_iterations, value)
+        reason = stop(iteration, losses)
+        if reason is not None:
+            return losses, iteration, reason
+        loss.backward()
+        update(iteration)
+    return losses, max_iterations, "max_iterations"
 
 
-def wiener_contrast(image: torch.Tensor, noise_variance: float) -> torch.Tensor:
-    """Mean-normalised ``image`` [H, W] Wiener-filtered by :func:`wiener_gain`."""
-    spectrum = torch.fft.fft2(image - image.mean())
-    return 1.0 + torch.fft.ifft2(spectrum * wiener_gain(image, noise_variance)).real
+def final_smoothing(cfg: SipradConfig, image: torch.Tensor, noise_variance: float) -> float:
+    """Gaussian sigma (px) of the final smoothing for ``cfg.smoothing``."""
+    if cfg.smoothing == "fixed":
+        return cfg.smoothing_sigma_px
+    if cfg.smoothing == "resolution":
+        return resolution_sigma_px(image, noise_variance)
+    return 0.0
 
 
-def resolution_sigma_px(image: torch.Tensor, noise_variance: float) -> float:
-    """Gaussian sigma (px) matched to the noise-limited resolution of ``image`` [H, W].
-
-    k_c = the highest ring of |k| whose mean Wiener gain (:func:`wiener_gain`) is
-    >= 1/2, i.e. where signal power still exceeds noise power; sigma is chosen so
-    the Gaussian's transfer is 1/2 at k_c: exp(-2 pi^2 sigma^2 k_c^2) = 1/2.
-    """
-    height, width = image.shape
-    gain = wiener_gain(image, noise_variance)
-    k_y = torch.fft.fftfreq(height, device=image.device)[:, None]
-    k_x = torch.fft.fftfreq(width, device=image.device)[None, :]
-    size = max(height, width)
-    ring = torch.round(torch.sqrt(k_y**2 + k_x**2) * size).long()
-    count = torch.bincount(ring.flatten()).clamp_min(1)
-    profile = torch.bincount(ring.flatten(), weights=gain.flatten().double()) / count
-    passing = torch.nonzero(profile[1:] >= 0.5).flatten()
-    if passing.numel() == 0:
-        return 8.0
-    k_c = float(passing.max() + 1) / size
-    return min(8.0, math.sqrt(math.log(2.0) / 2.0) / (math.pi * k_c))
+def resolution_nm(
+    image: torch.Tensor, noise_variance: float, sigma_px: float, pixel_nm: float
+) -> float:
+    """Finest half-period (nm) the result holds: noise cut-off or smoothing, the coarser."""
+    k_noise = noise_limited_cutoff(image, noise_variance)
+    if k_noise is None:
+        return math.inf
+    k_c = min(k_noise, gaussian_half_transfer(sigma_px), 0.5)
+    return pixel_nm / (2.0 * k_c)
 
 
 class SipradReconstructor:
@@ -314,25 +242,82 @@ class SipradReconstructor:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError("device 'cuda' requested but CUDA is not available")
-        self._transfers: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.transfer = TransferCache(self.device)
 
-    def transfer(self, shape: tuple[int, int], params: MicroscopeParams) -> torch.Tensor:
-        """T(k) [H, W] complex64 for ``shape`` and ``params``, cached (8 entries)."""
-        key = (tuple(shape), params)
-        if key in self._transfers:
-            self._transfers.move_to_end(key)
-            return self._transfers[key]
-        value = transfer_function(tuple(shape), params, device=self.device)
-        self._transfers[key] = value
-        while len(self._transfers) > 8:
-            self._transfers.popitem(last=False)
-        return value
+    def _noise(self, image: torch.Tensor, params: MicroscopeParams) -> NoiseEstimate:
+        if self.config.noise_sigma is not None:
+            return NoiseEstimate(float(self.config.noise_sigma), 0.0, "given")
+        height, width = image.shape
+        return estimate_noise(image, self.transfer((height, width), params))
 
-    def _build_network(self, in_channels: int, cfg: NetworkConfig, seed: int) -> DeepImagePrior:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = DeepImagePrior(in_channels, 1, cfg)
-        return net.to(self.device)
+    def _sitie_input(
+        self, image: torch.Tensor, params: MicroscopeParams, noise: NoiseEstimate, mask
+    ) -> torch.Tensor:
+        """SITIE phase (rad) of the image, contaminants hidden, Wiener-filtered."""
+        cfg = self.config
+        source = image
+        if mask is not None:
+            # the contaminants' contrast is not magnetic: hide it from the SITIE input
+            soft = gaussian_filter(mask.to(image.dtype), 2.0)
+            source = image * (1.0 - soft) + soft
+        if cfg.input_filter == "wiener":
+            source = wiener_contrast(source, noise.variance)
+        # periodic SITIE: mirroring (Neumann edges) biases the phase of a crop
+        return sitie_phase(source, params)
+
+    def _amplitude(
+        self, image: torch.Tensor, params: MicroscopeParams, problem: ForwardProblem, state
+    ) -> tuple[Amplitude, torch.Tensor | None]:
+        """The amplitude model of ``config.amplitude`` and the contaminant mask (or None)."""
+        cfg = self.config
+        if cfg.amplitude == "none":
+            return UniformAmplitude(), None
+        amp_map = threshold_amplitude(image, cfg.material, params.kv, threshold=cfg.threshold)
+        if cfg.amplitude == "exclude":
+            return UniformAmplitude(), amp_map.mask
+        if cfg.amplitude == "threshold":
+            model = FixedAmplitude(
+                problem.extend(amp_map.amplitude), problem.extend(amp_map.phase_e)
+            )
+            return model, amp_map.mask
+        carried = None
+        if state is not None and state.amplitude_network is not None:
+            carried = ModelState(
+                state.amplitude_network, state.amplitude_optimiser, cfg.amplitude_network
+            )
+        learned = LearnedAmplitude(
+            cfg.amplitude_network,
+            problem.extend(amp_map.amplitude),
+            cfg.learning_rate,
+            cfg.seed + AMPLITUDE_SEED_OFFSET,
+            material=cfg.material,
+            kv=params.kv,
+            dual_value_every=cfg.dual_value_every,
+            state=carried,
+        )
+        return learned, amp_map.mask
+
+    def _phase_model(self, sitie: torch.Tensor, problem: ForwardProblem, state) -> PhaseModel:
+        cfg = self.config
+        carried = net_input = None
+        field = problem.extend(sitie)
+        if state is not None:
+            # a warm start keeps the architecture its weights were trained with
+            carried = ModelState(state.network, state.optimiser, state.network_config)
+            if state.net_input is not None and tuple(state.net_input.shape[-2:]) == tuple(
+                field.shape
+            ):
+                net_input = state.net_input.to(self.device, field.dtype)
+        return PhaseModel(
+            cfg.network,
+            field,
+            cfg.learning_rate,
+            cfg.seed,
+            state=carried,
+            scale=None if state is None else state.phase_scale,
+            net_input=net_input,
+            shift_px=(0.0, 0.0) if state is None else tuple(state.output_shift_px),
+        )
 
     def reconstruct(
         self,
@@ -374,235 +359,164 @@ class SipradReconstructor:
         image = validate_image(image)
         params.require_reconstruction_defocus()
         image = (image / image.mean()).to(self.device)
-        shape = tuple(image.shape)
-        transfer = self.transfer(shape, params)
-        noise = estimate_noise(image, transfer)
-        height, width = shape
-        pad = 0
-        if cfg.boundary == "pad":
-            pad = max(8, math.ceil(cfg.pad_fraction * max(height, width)))
-            pad = min(pad, height - 1, width - 1)
-        field_transfer = self.transfer((height + 2 * pad, width + 2 * pad), params)
-
-        def extend(x: torch.Tensor) -> torch.Tensor:
-            if pad == 0:
-                return x
-            return F.pad(x[None, None], (pad, pad, pad, pad), mode="reflect")[0, 0]
-
-        def measured(x: torch.Tensor) -> torch.Tensor:
-            return x[..., pad : pad + height, pad : pad + width]
-
-        def simulate(phase: torch.Tensor, amp: torch.Tensor | None) -> torch.Tensor:
-            fit = measured(forward_image(phase, field_transfer, amp, normalise=False))
-            return fit / fit.mean()
-
-        if cfg.noise_sigma is not None:
-            noise = NoiseEstimate(float(cfg.noise_sigma), 0.0, "given")
-
-        amp_map: AmplitudeMap | None = None
-        sitie_source = image
-        if cfg.amplitude in ("threshold", "learn"):
-            amp_map = threshold_amplitude(image, cfg.material, params.kv, threshold=cfg.threshold)
-            # the contaminants' contrast is not magnetic: hide it from the SITIE input
-            soft = gaussian_filter(amp_map.mask.to(image.dtype), 2.0)
-            sitie_source = image * (1.0 - soft) + soft
-        if cfg.input_filter == "wiener":
-            sitie_source = wiener_contrast(sitie_source, noise.variance)
-        weight = None
-        if cfg.loss_weighting == "wiener":
-            weight = wiener_gain(image, noise.variance)
-        sitie = sitie_phase(sitie_source, params, symmetrize=pad > 0)
-
-        # a warm start keeps the architecture its weights were trained with
-        net = self._build_network(
-            1, cfg.network if state is None else state.network_config, cfg.seed
+        noise = self._noise(image, params)
+        problem = ForwardProblem.build(
+            (image.shape[0], image.shape[1]), params, cfg.boundary, cfg.pad_fraction, self.transfer
         )
-        optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-        if state is not None:
-            net.load_state_dict(state.network)
-            # deep copy: Adam would otherwise step the caller's state tensors in place
-            optimiser.load_state_dict(copy.deepcopy(state.optimiser))
-            phase_scale = state.phase_scale
-        else:
-            phase_scale = float(sitie.std()) or 1.0
-        net_input = (extend(sitie) / phase_scale)[None, None]
-        if (
-            state is not None
-            and state.net_input is not None
-            and tuple(state.net_input.shape) == tuple(net_input.shape)
-        ):
-            net_input = state.net_input.to(self.device, net_input.dtype)
-
-        amp_net = amp_opt = amp_input = None
-        if cfg.amplitude == "learn":
-            assert amp_map is not None
-            amp_net = self._build_network(1, cfg.amplitude_network, cfg.seed + 7919)
-            amp_opt = torch.optim.Adam(amp_net.parameters(), lr=cfg.learning_rate)
-            amp_input = extend(amp_map.amplitude)[None, None]
-            if state is not None and state.amplitude_network is not None:
-                amp_net.load_state_dict(state.amplitude_network)
-                if state.amplitude_optimiser is not None:
-                    amp_opt.load_state_dict(copy.deepcopy(state.amplitude_optimiser))
-
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(cfg.seed + 1)
-
-        def noisy(x: torch.Tensor) -> torch.Tensor:
-            if cfg.input_noise <= 0:
-                return x
-            return x + cfg.input_noise * torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype
-            )
-
+        amplitude, mask = self._amplitude(image, params, problem, state)
+        sitie = self._sitie_input(image, params, noise, mask)
+        phase = self._phase_model(sitie, problem, state)
+        jitter = InputNoise(cfg.input_noise, cfg.seed + NOISE_SEED_OFFSET, self.device)
         pretrained = 0
         if state is None:
-            # pre-training may use half of the time left before the deadline
-            now = time.perf_counter()
-            pretrain_end = None if deadline is None else now + (deadline - now) / 2.0
-            for _ in range(cfg.pretrain_iterations):
-                if pretrain_end is not None and pretrained and time.perf_counter() >= pretrain_end:
-                    break
-                optimiser.zero_grad(set_to_none=True)
-                loss = torch.mean((net(noisy(net_input)) - net_input) ** 2)
-                if amp_net is not None:
-                    loss = loss + torch.mean((amp_net(noisy(amp_input)) - amp_input) ** 2)
-                    amp_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                if amp_opt is not None:
-                    amp_opt.step()
-                pretrained += 1
-                if pretrain_progress is not None:
-                    pretrain_progress(pretrained, cfg.pretrain_iterations, float(loss.detach()))
+            pretrained = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
 
-        fixed_amp = fixed_phase_e = None
-        if cfg.amplitude == "threshold":
-            assert amp_map is not None
-            fixed_amp, fixed_phase_e = extend(amp_map.amplitude), extend(amp_map.phase_e)
-
-        shift_px = (0.0, 0.0) if state is None else state.output_shift_px
-
-        def exit_parts(x: torch.Tensor, a_in: torch.Tensor | None):
-            phi_m = phase_scale * net(x)[0, 0]
-            if shift_px != (0.0, 0.0):
-                phi_m = fourier_shift(phi_m, shift_px)
-            if amp_net is not None:
-                amp = amp_net(a_in)[0, 0].clamp(MIN_AMPLITUDE, 1.0)
-                return (
-                    phi_m,
-                    phi_m + electrostatic_from_amplitude(amp, cfg.material, params.kv),
-                    amp,
-                )
-            if fixed_amp is not None:
-                return phi_m, phi_m + fixed_phase_e, fixed_amp
-            return phi_m, phi_m, None
-
+        weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
+        valid = None
+        if cfg.amplitude == "exclude" and mask is not None:
+            valid = ~widen(mask, cfg.exclude_margin * fresnel_length_px(params))
         # expected misfit of the true phase: the noise power the loss lets through
         passed = 1.0 if weight is None else float(weight.mean())
         target = cfg.discrepancy_factor * noise.variance * passed
-        losses: list[float] = []
-        stop_reason = "max_iterations"
-        iterations = 0
-        window = max(1, cfg.plateau_window)
-        for iteration in range(cfg.max_iterations):
-            if deadline is not None and iterations > 0 and time.perf_counter() >= deadline:
-                stop_reason = "time budget"
-                break
-            optimiser.zero_grad(set_to_none=True)
-            if amp_opt is not None:
-                amp_opt.zero_grad(set_to_none=True)
-            _, phase, amp = exit_parts(
-                noisy(net_input), None if amp_input is None else noisy(amp_input)
-            )
-            fit = simulate(phase, amp)
-            if weight is None:
-                loss = torch.mean((fit - image) ** 2)
-            else:
-                residual = torch.fft.fft2(fit - image)
-                loss = torch.mean(weight * (residual.real**2 + residual.imag**2)) / residual.numel()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                stop_reason = "diverged"
-                break
-            losses.append(value)
-            iterations = iteration
-            if progress is not None:
-                progress(iteration + 1, cfg.max_iterations, value)
+
+        def step(iteration: int) -> torch.Tensor:
             if observe is not None and iteration % observe_every == 0:
                 with torch.no_grad():
-                    observe(iteration, measured(phase_scale * net(net_input)[0, 0]).cpu())
-            if iteration >= cfg.min_iterations:
-                if cfg.stop == "discrepancy" and value <= target:
-                    stop_reason = "discrepancy"
-                    break
-                if (
-                    cfg.stop in ("discrepancy", "plateau")
-                    and len(losses) >= 2 * window
-                    and len(losses) % window == 0
-                ):
-                    previous = sum(losses[-2 * window : -window]) / window
-                    current = sum(losses[-window:]) / window
-                    if previous - current < cfg.plateau_tolerance * previous:
-                        stop_reason = "plateau"
-                        break
+                    observe(iteration, problem.measured(phase.phase(None)).cpu())
+            phase.zero_grad()
+            amplitude.zero_grad()
+            a, phi_e = amplitude.exit(jitter)
+            fit = problem.simulate(phase.phase(jitter) + phi_e, a)
+            return _misfit(fit, image, weight, valid)
+
+        def update(iteration: int) -> None:
+            phase.update(iteration)
+            amplitude.update(iteration)
+
+        losses, iterations, reason = optimise(
+            step, update, self._stop_rule(target, deadline), cfg.max_iterations, progress
+        )
+        amplitude.finish()
+        return self._result(
+            image,
+            params,
+            problem,
+            phase,
+            amplitude,
+            sitie=sitie,
+            noise=noise,
+            losses=losses,
+            iterations=iterations,
+            reason=reason,
+            target=target,
+            start=start,
+            pretrained=pretrained,
+            valid=valid,
+        )
+
+    def _stop_rule(self, target: float, deadline: float | None) -> AnyOf:
+        """The deadline (if any), then the configured rule."""
+        cfg = self.config
+        rule = stop_rule(
+            cfg.stop,
+            target=target,
+            min_iterations=cfg.min_iterations,
+            plateau_window=cfg.plateau_window,
+            plateau_tolerance=cfg.plateau_tolerance,
+        )
+        return rule if deadline is None else AnyOf((Deadline(deadline), rule))
+
+    def _pretrain(
+        self,
+        phase: PhaseModel,
+        amplitude: Amplitude,
+        jitter: InputNoise,
+        deadline: float | None,
+        progress: ProgressCallback | None,
+    ) -> int:
+        """Fit each DIP's output to its own input (cold start); -> iterations run.
+
+        With a deadline, stops once half of the time to it has passed (after >= 1).
+        """
+        total = self.config.pretrain_iterations
+        now = time.perf_counter()
+        end = None if deadline is None else now + (deadline - now) / 2.0
+        done = 0
+        while done < total and not (done and end is not None and time.perf_counter() >= end):
+            phase.zero_grad()
+            amplitude.zero_grad()
+            loss = phase.pretrain_loss(jitter) + amplitude.pretrain_loss(jitter)
             loss.backward()
-            optimiser.step()
-            if amp_opt is not None:
-                amp_opt.step()
-                if (iteration + 1) % cfg.dual_value_every == 0:
-                    self._project_amplitude(amp_net, amp_opt, amp_input)
-            iterations = iteration + 1
+            phase.step()
+            amplitude.step()
+            done += 1
+            if progress is not None:
+                progress(done, total, float(loss.detach()))
+        return done
 
-        if amp_net is not None:
-            self._project_amplitude(amp_net, amp_opt, amp_input)
-
+    def _result(
+        self,
+        image: torch.Tensor,
+        params: MicroscopeParams,
+        problem: ForwardProblem,
+        phase: PhaseModel,
+        amplitude: Amplitude,
+        *,
+        sitie: torch.Tensor,
+        noise: NoiseEstimate,
+        losses: list[float],
+        iterations: int,
+        reason: str,
+        target: float,
+        start: float,
+        pretrained: int,
+        valid: torch.Tensor | None,
+    ) -> SipradResult:
         with torch.no_grad():
-            phi_raw, phase, amp = exit_parts(net_input, amp_input)
-            if amp_net is not None:
-                # after the last iteration the amplitude is made dual-valued (paper)
-                amp = dual_valued(amp)
-                phase = phi_raw + electrostatic_from_amplitude(amp, cfg.material, params.kv)
-            image_fit = simulate(phase, amp)
-            phi_raw, phase = measured(phi_raw), measured(phase)
-            amp = None if amp is None else measured(amp)
-            sigma_px = cfg.smoothing_sigma_px
-            if cfg.adaptive_smoothing:
-                sigma_px = max(sigma_px, resolution_sigma_px(image, noise.variance))
+            phi_raw = phase.phase(None)
+            amp, phi_e = amplitude.exit(None)
+            alpha = 1.0
+            if self.config.calibrate_scale:
+                alpha = fit_scale(
+                    lambda a: float(
+                        _misfit(problem.simulate(a * phi_raw + phi_e, amp), image, None, valid)
+                    )
+                )
+            phi_raw = alpha * phi_raw
+            image_fit = problem.simulate(phi_raw + phi_e, amp)
+            phi_raw = problem.measured(phi_raw)
+            sigma_px = final_smoothing(self.config, image, noise.variance)
             phi_m = gaussian_filter(phi_raw, sigma_px)
             phi_m = phi_m - phi_m.mean()
             b_x, b_y = integrated_induction(phi_m, params.pixel_size_nm)
-            phase_e = None if amp is None else phase - phi_raw
-
+        phase_state = phase.state()
+        amp_state = amplitude.state()
         new_state = SipradState(
-            network={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            optimiser=_to_cpu(optimiser.state_dict()),
-            phase_scale=phase_scale,
-            network_config=cfg.network,
-            amplitude_network=None
-            if amp_net is None
-            else {k: v.detach().cpu().clone() for k, v in amp_net.state_dict().items()},
-            amplitude_optimiser=None if amp_opt is None else _to_cpu(amp_opt.state_dict()),
-            net_input=net_input.detach().cpu().clone(),
-            output_shift_px=shift_px,
+            network=phase_state.network,
+            optimiser=phase_state.optimiser or {},
+            phase_scale=phase.scale,
+            network_config=phase_state.config,
+            amplitude_network=None if amp_state is None else amp_state.network,
+            amplitude_optimiser=None if amp_state is None else amp_state.optimiser,
+            net_input=phase.input.detach().cpu().clone(),
+            output_shift_px=phase.shift_px,
         )
-
-        def cpu(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.detach().to("cpu", torch.float32)
-
         return SipradResult(
-            phi_m=cpu(phi_m),
-            phi_m_raw=cpu(phi_raw),
+            phi_m=_cpu(phi_m),
+            phi_m_raw=_cpu(phi_raw),
             smoothing_sigma_px=sigma_px,
-            b_x=cpu(b_x),
-            b_y=cpu(b_y),
-            image=cpu(image),
-            image_fit=cpu(image_fit),
-            sitie=cpu(sitie),
-            amplitude=cpu(amp),
-            phase_e=cpu(phase_e),
+            scale=alpha,
+            resolution_nm=resolution_nm(image, noise.variance, sigma_px, params.pixel_size_nm),
+            b_x=_cpu(b_x),
+            b_y=_cpu(b_y),
+            image=_cpu(image),
+            image_fit=_cpu(image_fit),
+            sitie=_cpu(sitie),
+            amplitude=None if amp is None else _cpu(problem.measured(amp)),
+            phase_e=None if amp is None else _cpu(problem.measured(torch.as_tensor(phi_e))),
             loss=losses,
             iterations=iterations,
-            stop_reason=stop_reason,
+            stop_reason=reason,
             noise=noise,
             target=target,
             state=new_state,
@@ -610,27 +524,42 @@ class SipradReconstructor:
             pretrain_iterations=pretrained,
         )
 
-    def _project_amplitude(
-        self, amp_net: DeepImagePrior, amp_opt: torch.optim.Optimizer, amp_input: torch.Tensor
-    ) -> None:
-        """Dual-valued constraint: fit the amplitude DIP to its two-valued projection."""
-        with torch.no_grad():
-            target = dual_valued(amp_net(amp_input)[0, 0].clamp(MIN_AMPLITUDE, 1.0))
-        for _ in range(20):
-            amp_opt.zero_grad(set_to_none=True)
-            loss = torch.mean((amp_net(amp_input)[0, 0] - target) ** 2)
-            loss.backward()
-            amp_opt.step()
+
+def fresnel_length_px(params: MicroscopeParams) -> float:
+    """sqrt(lambda |dz|) in pixels: how far defocus spreads a feature's contrast."""
+    return math.sqrt(electron_wavelength_m(params.kv) * abs(params.defocus_m)) / params.pixel_size_m
 
 
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_cpu(v) for v in value]
-    return value
+def widen(mask: torch.Tensor, radius_px: float) -> torch.Tensor:
+    """``mask`` [H, W] (bool) dilated by a square of half-width ceil(radius_px)."""
+    r = math.ceil(radius_px)
+    if r <= 0 or not bool(mask.any()):
+        return mask
+    grown = F.max_pool2d(mask[None, None].float(), 2 * r + 1, stride=1, padding=r)
+    return grown[0, 0] > 0
+
+
+def _misfit(
+    fit: torch.Tensor,
+    image: torch.Tensor,
+    weight: torch.Tensor | None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pixel MSE, the Wiener-weighted spectral MSE (same units), or the MSE over ``valid``.
+
+    Over ``valid`` pixels both images are first divided by their mean there.
+    """
+    if valid is not None and bool(valid.any()):
+        fit, image = fit[valid], image[valid]
+        return torch.mean((fit / fit.mean() - image / image.mean()) ** 2)
+    if weight is None:
+        return torch.mean((fit - image) ** 2)
+    residual = torch.fft.fft2(fit - image)
+    return torch.mean(weight * (residual.real**2 + residual.imag**2)) / residual.numel()
+
+
+def _cpu(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().to("cpu", torch.float32)
 
 
 def reconstruct(

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lorentz_live.live import LiveConfig, LiveFrame
+from lorentz_live.live.engine import LIVE_SIPRAD
 from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import (
     Bubble,
@@ -19,7 +20,7 @@ from lorentz_live.physics import (
     hexagonal_lattice,
     simulate_image,
 )
-from lorentz_live.siprad import NetworkConfig, SipradConfig
+from lorentz_live.siprad import NetworkConfig
 
 PIXEL_NM = 4.0
 SHAPE = (64, 64)
@@ -64,8 +65,9 @@ def as_frame(frame: MovieFrame, seq: int, params: MicroscopeParams = PARAMS) -> 
 @pytest.fixture(scope="session")
 def live_config() -> LiveConfig:
     """Small network and short runs so a 64 px movie takes seconds; no wall-time
-    budgets, so results do not depend on the machine's speed."""
-    siprad = SipradConfig(
+    budgets, so results do not depend on the machine's speed.  Boundary,
+    smoothing and scale fit are the live loop's defaults (``LIVE_SIPRAD``)."""
+    siprad = LIVE_SIPRAD.replace(
         network=NetworkConfig(width=8, depth=3, max_width=32),
         pretrain_iterations=100,
         max_iterations=300,

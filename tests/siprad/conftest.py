@@ -81,9 +81,11 @@ def contaminated_bubbles() -> Case:
 
 @pytest.fixture
 def fast_config() -> SipradConfig:
-    """Small and short: 64 px tests finish in seconds."""
+    """Small and short: 64 px tests finish in seconds.  The fixtures are periodic
+    simulations, so the periodic boundary (the default "pad" is for real images)."""
     return SipradConfig(
         network=NetworkConfig(width=8, depth=3, max_width=32),
+        boundary="periodic",
         pretrain_iterations=100,
         max_iterations=300,
         seed=1,

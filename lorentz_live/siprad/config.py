@@ -1,0 +1,124 @@
+"""Settings of one SIPRAD reconstruction (:class:`SipradConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lorentz_live.errors import InputError
+from lorentz_live.physics import Material
+from lorentz_live.siprad.network import NetworkConfig
+
+AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude")
+STOP_RULES = ("discrepancy", "plateau", "none")
+BOUNDARIES = ("pad", "periodic")
+SMOOTHING_MODES = ("none", "resolution", "fixed")
+
+
+@dataclass(frozen=True)
+class SipradConfig:
+    """Settings of one SIPRAD reconstruction (defaults measured in docs/accuracy.md).
+
+    Parameters
+    ----------
+    max_iterations : upper bound on main-loop (forward-model) iterations.
+    min_iterations : no stop before this many iterations.
+    pretrain_iterations : iterations fitting the DIP output to its input (cold start only).
+    learning_rate : Adam step size (the output is in units of the input's std).
+    input_noise : std of the fresh Gaussian noise added to the DIP input each
+        iteration, in units of the input's std (0 = none).
+    network : phase-DIP architecture.
+    stop : ``"discrepancy"`` (misfit <= ``discrepancy_factor`` x estimated noise
+        variance, or a plateau), ``"plateau"`` or ``"none"`` (run ``max_iterations``).
+    discrepancy_factor : tau of the discrepancy principle.
+    noise_sigma : known noise std / mean intensity; ``None`` = estimate it.
+    plateau_window : iterations per window of the plateau test.
+    plateau_tolerance : stop when the mean loss of a window improves on the previous
+        window's by less than this fraction.
+    smoothing : final smoothing of phi_m: ``"none"`` (the DIP output as is),
+        ``"resolution"`` (Gaussian whose transfer is 1/2 at the noise-limited
+        cut-off, :func:`lorentz_live.physics.resolution_sigma_px`) or ``"fixed"``
+        (``smoothing_sigma_px``; the paper's 2 px).  Smoothing lowers |B| in walls
+        narrower than the kernel (docs/accuracy.md).
+    smoothing_sigma_px : Gaussian sigma of ``smoothing="fixed"``, pixels.
+    calibrate_scale : after the loop, multiply phi_m by the one factor alpha that
+        minimises the image misfit (:func:`lorentz_live.siprad.scale.fit_scale`):
+        early stopping leaves the DIP near its damped input, and one parameter
+        fitted to all pixels is robust to noise.  ``result.scale`` reports alpha.
+    boundary : how the forward model treats the image edges.  ``"pad"`` (default):
+        the DIP models a field ``pad_fraction`` x the size larger on each side, the
+        forward model images it and the loss sees only the measured window, so a
+        non-periodic (real) image has no wrap-around; ``"periodic"``: the FFT field
+        is the image.  (A mirrored field was tried and dropped: it forces
+        d phi / dn = 0 at the edges; docs/accuracy.md compares the two kept.)
+    pad_fraction : ``"pad"``: padding per side as a fraction of the larger image side
+        (at least 8 px).
+    input_filter : ``"wiener"`` (SITIE of the image Wiener-filtered with the noise
+        estimate; damps the 1/k^2 noise amplification of SITIE) or ``"none"``.
+    loss_weighting : ``"none"`` (pixel MSE) or ``"wiener"`` (MSE weighted in
+        frequency by the Wiener gain).
+    amplitude : ``"none"`` (uniform), ``"threshold"`` (fixed dual-valued map from
+        the image), ``"learn"`` (a second DIP, paper Methods) or ``"exclude"``
+        (uniform amplitude; the thresholded contaminants, widened by
+        ``exclude_margin`` Fresnel lengths sqrt(lambda |dz|), are left out of the
+        misfit and the DIP fills phi_m in under them).
+    exclude_margin : ``"exclude"``: widening of the mask, in Fresnel lengths.
+    threshold : amplitude threshold in units of the mean intensity (None = 3/4 of
+        the mode).
+    material : contaminant constants that turn an amplitude into phi_e.
+    amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
+    dual_value_every : ``"learn"`` mode: project the amplitude on two values this often.
+    seed : seeds the network initialisation and the input noise.
+    """
+
+    max_iterations: int = 1500
+    min_iterations: int = 20
+    pretrain_iterations: int = 200
+    learning_rate: float = 1.0e-3
+    input_noise: float = 0.03
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    stop: str = "discrepancy"
+    discrepancy_factor: float = 1.0
+    noise_sigma: float | None = None
+    plateau_window: int = 100
+    plateau_tolerance: float = 2.0e-3
+    smoothing: str = "none"
+    smoothing_sigma_px: float = 2.0
+    calibrate_scale: bool = True
+    boundary: str = "pad"
+    pad_fraction: float = 0.125
+    input_filter: str = "wiener"
+    loss_weighting: str = "none"
+    amplitude: str = "none"
+    threshold: float | None = None
+    exclude_margin: float = 1.0
+    material: Material = field(default_factory=Material)
+    amplitude_network: NetworkConfig = field(
+        default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
+    )
+    dual_value_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        choices = (
+            ("amplitude", AMPLITUDE_MODES),
+            ("stop", STOP_RULES),
+            ("boundary", BOUNDARIES),
+            ("smoothing", SMOOTHING_MODES),
+            ("input_filter", ("wiener", "none")),
+            ("loss_weighting", ("wiener", "none")),
+        )
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.max_iterations < 0 or self.pretrain_iterations < 0 or self.min_iterations < 0:
+            raise InputError("iteration counts must be >= 0")
+        if not self.learning_rate > 0:
+            raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not self.smoothing_sigma_px >= 0:
+            raise InputError(f"smoothing_sigma_px must be >= 0, got {self.smoothing_sigma_px!r}")
+
+    def replace(self, **changes: Any) -> SipradConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,30 @@
+"""The ruff exemptions for long functions (PLR0912 / PLR0915) only shrink."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+#: Files allowed to break the branch / statement limits.  Remove entries as
+#: functions are split; never add one.
+ALLOWED = {
+    "acquisition_bridge/cli.py": {"PLR0912", "PLR0915"},
+    "acquisition_bridge/protocol.py": {"PLR0912"},
+    "lorentz_live/live/runner.py": {"PLR0912", "PLR0915"},
+    "lorentz_live/record/recorder.py": {"PLR0912", "PLR0915"},
+}
+RULES = {"PLR0912", "PLR0915"}
+
+
+def test_long_function_rules_are_on_and_exemptions_only_shrink() -> None:
+    config = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    lint = config["tool"]["ruff"]["lint"]
+    assert not RULES & set(lint.get("ignore", []))
+    assert not RULES & set(lint.get("extend-ignore", []))
+    for pattern, codes in lint.get("per-file-ignores", {}).items():
+        exempt = RULES & set(codes)
+        if exempt:
+            assert exempt <= ALLOWED.get(pattern, set()), f"new exemption {pattern}: {exempt}"
