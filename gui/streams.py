@@ -21,6 +21,7 @@ import numpy as np
 from acquisition_bridge.protocol import FRAME
 from acquisition_bridge.results import ResultSubscriber
 from acquisition_bridge.transport import Subscriber
+from lorentz_live.record import SessionWriter
 
 #: Arrows per side of the B map overlay.
 ARROWS = 16
@@ -100,6 +101,8 @@ class StreamReceiver:
         self._lock = threading.Lock()
         self._raw_slot: RawView | None = None
         self._result_slot: ResultView | None = None
+        self._record_lock = threading.Lock()
+        self._recorder: SessionWriter | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="viewer-receiver", daemon=True)
         self._thread.start()
@@ -119,11 +122,36 @@ class StreamReceiver:
         return self._raw.stats if self._raw is not None else None
 
     def close(self) -> None:
-        """Stop the thread and close both sockets (returns within about a second)."""
+        """Stop the thread, finish a recording, close both sockets (about a second)."""
         self._stop.set()
         self._thread.join(timeout=5.0)
+        writer = self.stop_recording()
+        if writer is not None:
+            writer.close()
         if self._raw is not None:
             self._raw.close()
+
+    # ---- the viewer's record button --------------------------------------------------
+    def start_recording(self, writer: SessionWriter) -> None:
+        """Append every frame and result this receiver takes to ``writer``.
+
+        The appends (and their fsync) run in the receiver thread, never in the GUI
+        thread.  The viewer records what it receives: the raw stream in
+        latest-frame mode skips frames when the viewer lags (counted in
+        ``raw_stats().skipped``); ``lorentz-live record`` is the lossless path.
+        """
+        with self._record_lock:
+            self._recorder = writer
+
+    def stop_recording(self) -> SessionWriter | None:
+        """Stop appending; the caller closes the returned writer (off the GUI thread)."""
+        with self._record_lock:
+            writer, self._recorder = self._recorder, None
+        return writer
+
+    @property
+    def recording(self) -> SessionWriter | None:
+        return self._recorder
 
     @property
     def alive(self) -> bool:
@@ -141,15 +169,31 @@ class StreamReceiver:
                     message = self._raw.recv(timeout_s=0.0 if self._results else 0.02)
                     if message is not None and message.kind == FRAME:
                         self._put_raw(message.pixels, message.header)
+                        self._record(frame=(message.pixels, message.header))
                         busy = True
                 if self._results is not None:
                     result = self._results.recv_latest(timeout_s=0.0 if busy else 0.01)
                     if result is not None:
                         self._put_result(result.arrays, result.header)
+                        self._record(result=(result.header, result.arrays))
                         self.rejected_results = self._results.rejected
         finally:
             if self._results is not None:
                 self._results.close()
+
+    def _record(
+        self,
+        frame: tuple[np.ndarray, dict[str, Any]] | None = None,
+        result: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None,
+    ) -> None:
+        with self._record_lock:
+            writer = self._recorder
+            if writer is None or writer.error is not None:
+                return  # a failed recording says why in writer.error; display goes on
+            if frame is not None:
+                writer.add_frame(*frame)
+            if result is not None:
+                writer.add_result(*result)
 
     def _put_raw(self, pixels: np.ndarray, header: dict[str, Any]) -> None:
         view = RawView(pixels, contrast_levels(pixels, *self.contrast), header, time.monotonic())

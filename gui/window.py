@@ -18,6 +18,7 @@ takes the newest of each stream.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from gui.model import (
 from gui.streams import RawView, ResultView, StreamReceiver
 from lorentz_live.live.control import ControlClient
 from lorentz_live.physics import colour_wheel_legend
+from lorentz_live.record import RecordError, SessionWriter
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, exitCleanup=False)
 
@@ -142,6 +144,7 @@ class MainWindow(QtWidgets.QMainWindow):
         *,
         settings: QtCore.QSettings | None = None,
         snapshot_dir: Path = Path("snapshots"),
+        session_dir: Path = Path("sessions"),
     ) -> None:
         super().__init__()
         self.setWindowTitle("lorentz-live")
@@ -150,6 +153,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings = settings or QtCore.QSettings("lorentz-live", "viewer")
         self.model = ViewerModel(t0=time.monotonic())
         self.snapshot_dir = snapshot_dir
+        self.session_dir = session_dir
+        self.record_text = ""
         self.update_times_s: list[float] = []  # GUI-thread time per display update (benchmarks)
         self.last_raw: RawView | None = None
         self.last_result: ResultView | None = None
@@ -162,6 +167,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.toolbar = self.addToolBar("main")
         self.toolbar.setObjectName("main-toolbar")
+        self.record_action = QtGui.QAction("● Record", self)
+        self.record_action.setCheckable(True)
+        self.record_action.setToolTip(
+            "record the raw frames and results this viewer receives into a new session "
+            "(lossless: lorentz-live record)"
+        )
+        self.record_action.toggled.connect(self._record_toggled)
+        self.toolbar.addAction(self.record_action)
         self._build_images()
         self._build_controls()
         self._build_plots()
@@ -531,6 +544,9 @@ class MainWindow(QtWidgets.QMainWindow):
             f"bad {header.get('bad_frames_so_far', '-')}",
             f"device {device}",
         ]
+        self.record_text = self._recording_state()
+        if self.record_text:
+            parts.append(self.record_text)
         self.status.setText("  |  ".join(parts))
         for panel, state in ((self.raw_panel, raw), (self.phase_panel, results)):
             colour = "#8f8" if state == "live" else "#fb4"
@@ -639,6 +655,50 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _contrast_changed(self) -> None:
         self.receiver.contrast = (self.low.value(), self.high.value())
+
+    # ---- recording -----------------------------------------------------------------
+    def start_recording(self, folder: Path | None = None) -> SessionWriter | None:
+        """Record into a new session folder (default: a time-stamped one in ``session_dir``)."""
+        folder = Path(folder or self.session_dir / f"session-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            writer = SessionWriter(folder, command="lorentz-live gui: record button")
+        except (RecordError, OSError) as exc:
+            self.control_reply.setText(f"record: {exc}")
+            self.record_action.blockSignals(True)
+            self.record_action.setChecked(False)
+            self.record_action.blockSignals(False)
+            return None
+        self.receiver.start_recording(writer)
+        self.control_reply.setText(f"recording into {folder}")
+        return writer
+
+    def stop_recording(self) -> threading.Thread | None:
+        """Stop recording; the session is finished in a background thread (returned)."""
+        writer = self.receiver.stop_recording()
+        if writer is None:
+            return None
+        closer = threading.Thread(target=writer.close, name="viewer-session-close")
+        closer.start()
+        self.control_reply.setText(
+            f"recorded {writer.stats.frames} frames, {writer.stats.results} results "
+            f"into {writer.folder}"
+        )
+        return closer
+
+    def _record_toggled(self, on: bool) -> None:
+        if on:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def _recording_state(self) -> str:
+        writer = self.receiver.recording
+        if writer is None:
+            return ""
+        if writer.error is not None:
+            return f"REC stopped: {writer.error}"
+        return f"REC {writer.stats.frames} frames / {writer.stats.results} results"
 
     # ---- export --------------------------------------------------------------------
     def snapshot(self, folder: Path | None = None) -> tuple[Path, Path] | None:

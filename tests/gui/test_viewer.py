@@ -267,3 +267,55 @@ def test_screenshot_and_exit_from_the_command_line(tmp_path) -> None:
         check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--screenshot must name a .png" in bad.stderr
+
+
+def test_record_button_writes_what_the_viewer_receives_to_a_session(
+    qtbot, settings, tmp_path
+) -> None:
+    from lorentz_live.record import SessionReader
+
+    publisher = ResultPublisher("tcp://127.0.0.1:*")
+    camera = Publisher("tcp://127.0.0.1:*", source="cam-rec")
+    window = make_window(
+        qtbot, settings, tmp_path, source=camera.address, results=publisher.address
+    )
+    window.session_dir = tmp_path / "sessions"
+    try:
+        assert publisher.wait_for_subscribers(1, timeout_s=10.0)
+        assert camera.wait_for_subscribers(1, timeout_s=10.0)
+        window.record_action.trigger()  # the toolbar button
+        writer = window.receiver.recording
+        assert writer is not None
+        sent = []
+        for seq in range(3):
+            frame = np.full((32, 40), 100 + seq, dtype="<u2")
+            frame[seq, seq] = 7
+            sent.append(frame)
+            camera.publish(WireFrame(frame, {**PARAMS.to_dict(), "temperature_k": 50.0 + seq}))
+            qtbot.waitUntil(lambda s=seq: writer.stats.frames == s + 1, timeout=10000)
+        publisher.publish(
+            {"iterations": 3, "loss": 1e-3, **PARAMS.to_dict()},
+            result_arrays(0, size=32),
+            seq=0,
+            timestamp_ns=time.time_ns(),
+        )
+        qtbot.waitUntil(lambda: writer.stats.results == 1, timeout=10000)
+        window._slow_refresh()
+        assert "REC 3 frames / 1 results" in window.status.text()
+        window.record_action.trigger()  # stop: the session is finished off the GUI thread
+        assert window.receiver.recording is None
+        qtbot.waitUntil(lambda: writer._frames is None, timeout=10000)
+        with SessionReader(writer.folder) as session:
+            assert session.frame_count == 3 and session.result_count == 1
+            for index, frame in enumerate(sent):
+                pixels, header = session.frame(index)
+                np.testing.assert_array_equal(pixels, frame)
+                assert header["temperature_k"] == 50.0 + index
+        # a second recording into the same folder is refused, the display goes on
+        assert window.start_recording(writer.folder) is None
+        assert "never overwrites" in window.control_reply.text()
+        assert not window.record_action.isChecked()
+    finally:
+        window.close()
+        publisher.close()
+        camera.close()
