@@ -47,6 +47,18 @@ def make_window(qtbot, settings, tmp_path, *, source=None, results=None, control
     return window
 
 
+def window_on_streams(qtbot, settings, tmp_path, camera_name: str):
+    """A window subscribed to a fresh result publisher and camera publisher (both connected)."""
+    publisher = ResultPublisher("tcp://127.0.0.1:*")
+    camera = Publisher("tcp://127.0.0.1:*", source=camera_name)
+    window = make_window(
+        qtbot, settings, tmp_path, source=camera.address, results=publisher.address
+    )
+    assert publisher.wait_for_subscribers(1, timeout_s=10.0)
+    assert camera.wait_for_subscribers(1, timeout_s=10.0)
+    return window, publisher, camera
+
+
 def result_arrays(seq: int, size: int = 48) -> dict[str, tuple[np.ndarray, str]]:
     rng = np.random.default_rng(seq)
     phi = rng.normal(size=(size, size)).astype(np.float32)
@@ -63,14 +75,8 @@ def result_arrays(seq: int, size: int = 48) -> dict[str, tuple[np.ndarray, str]]
 def test_results_and_frames_through_sockets_update_images_and_counters(
     qtbot, settings, tmp_path
 ) -> None:
-    publisher = ResultPublisher("tcp://127.0.0.1:*")
-    camera = Publisher("tcp://127.0.0.1:*", source="cam-a")
-    window = make_window(
-        qtbot, settings, tmp_path, source=camera.address, results=publisher.address
-    )
+    window, publisher, camera = window_on_streams(qtbot, settings, tmp_path, "cam-a")
     try:
-        assert publisher.wait_for_subscribers(1, timeout_s=10.0)
-        assert camera.wait_for_subscribers(1, timeout_s=10.0)
         frame = np.arange(64 * 80, dtype="<u2").reshape(64, 80)
         header = {**PARAMS.to_dict(), "temperature_k": 77.0, "field_mt": 12.5}
         camera.publish(WireFrame(frame, header))
@@ -274,15 +280,9 @@ def test_record_button_writes_what_the_viewer_receives_to_a_session(
 ) -> None:
     from lorentz_live.record import SessionReader
 
-    publisher = ResultPublisher("tcp://127.0.0.1:*")
-    camera = Publisher("tcp://127.0.0.1:*", source="cam-rec")
-    window = make_window(
-        qtbot, settings, tmp_path, source=camera.address, results=publisher.address
-    )
+    window, publisher, camera = window_on_streams(qtbot, settings, tmp_path, "cam-rec")
     window.session_dir = tmp_path / "sessions"
     try:
-        assert publisher.wait_for_subscribers(1, timeout_s=10.0)
-        assert camera.wait_for_subscribers(1, timeout_s=10.0)
         window.record_action.trigger()  # the toolbar button
         writer = window.receiver.recording
         assert writer is not None
