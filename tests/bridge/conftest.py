@@ -43,20 +43,24 @@ def raw_push(context: zmq.Context) -> Iterator[tuple[zmq.Socket, str]]:
     socket.close(linger=0)
 
 
+#: Microscope metadata as a camera bridge would send it (every key; aperture: none).
+CAMERA_MICROSCOPE: dict[str, Any] = {
+    "kv": 300.0,
+    "pixel_size_nm": 2.5,
+    "defocus_nm": -8.0e5,
+    "cs_nm": 1.2e6,
+    "theta_c_rad": 2e-5,
+    "defocus_spread_nm": 60.0,
+    "astigmatism_nm": 15.0,
+    "astigmatism_angle_rad": 0.3,
+    "aperture_per_nm": None,
+}
+
+
 @pytest.fixture
 def meta() -> dict[str, Any]:
-    """Microscope metadata as a camera bridge would send it (aperture: none)."""
-    values: dict[str, Any] = {
-        "kv": 300.0,
-        "pixel_size_nm": 2.5,
-        "defocus_nm": -8.0e5,
-        "cs_nm": 1.2e6,
-        "theta_c_rad": 2e-5,
-        "defocus_spread_nm": 60.0,
-        "astigmatism_nm": 15.0,
-        "astigmatism_angle_rad": 0.3,
-        "aperture_per_nm": None,
-    }
+    """A fresh copy of :data:`CAMERA_MICROSCOPE` (tests may change it)."""
+    values = dict(CAMERA_MICROSCOPE)
     assert set(values) == set(MICROSCOPE_KEYS)
     return values
 

@@ -15,19 +15,10 @@ import numpy as np
 import pytest
 
 from lorentz_live.simulator import free_loopback_endpoint
+from tests.bridge.conftest import CAMERA_MICROSCOPE
 
 BIN = Path(sys.executable).parent
-MICROSCOPE = {
-    "kv": 300.0,
-    "pixel_size_nm": 2.5,
-    "defocus_nm": -8.0e5,
-    "cs_nm": 1.2e6,
-    "theta_c_rad": 2e-5,
-    "defocus_spread_nm": 60.0,
-    "astigmatism_nm": 15.0,
-    "astigmatism_angle_rad": 0.3,
-    "aperture_per_nm": None,
-}
+MICROSCOPE = CAMERA_MICROSCOPE
 
 
 def stack_frames(count: int, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
