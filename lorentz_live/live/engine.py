@@ -15,6 +15,7 @@ is answered at once and the newest frame is refined whenever SIPRAD is free.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lorentz_live.analysis.census import census_header
 from lorentz_live.errors import InputError
 from lorentz_live.live.interface import Estimate, LiveFrame, Reconstructor
 from lorentz_live.live.methods import SipradMethod, SitieMethod
@@ -149,6 +151,12 @@ class LiveResult:
     params: MicroscopeParams
     metadata: dict[str, Any]
     method: str = "siprad"
+
+    @functools.cached_property
+    def census(self) -> dict[str, Any]:
+        """Texture census of ``phi_m`` (:func:`lorentz_live.analysis.census.census_header`),
+        computed once per result however many streams publish it."""
+        return census_header(self.phi_m.numpy(), self.params.pixel_size_nm)
 
     @property
     def final_loss(self) -> float:

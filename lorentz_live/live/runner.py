@@ -28,7 +28,6 @@ from acquisition_bridge.keys import MICROSCOPE_KEYS
 from acquisition_bridge.protocol import END_OF_STREAM, ENVELOPE_KEYS, FRAME, SERIES_END, Message
 from acquisition_bridge.results import ResultPublisher
 from acquisition_bridge.transport import Subscriber
-from lorentz_live.analysis.census import census_header
 from lorentz_live.errors import InputError
 from lorentz_live.live.control import EngineControl
 from lorentz_live.live.engine import LiveEngine, LiveFrame, LiveResult
@@ -120,7 +119,7 @@ def result_header(result: LiveResult, summary: RunSummary, dropped: int) -> dict
         "bad_frames_so_far": summary.bad_frames,
         "result_timestamp_ns": time.time_ns(),
         "frame": result.metadata,
-        "census": census_header(result.phi_m.numpy(), result.params.pixel_size_nm),
+        "census": result.census,
     }
     header.update(result.params.to_dict())
     return header
