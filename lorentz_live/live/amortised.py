@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lorentz_live.live.average import RunningMean
 from lorentz_live.live.interface import Estimate, LiveFrame
 from lorentz_live.live.methods import TransferCache, model_fit, wiener_sitie
 from lorentz_live.physics import MicroscopeParams, sitie_phase
-from lorentz_live.physics.registration import estimate_shift, fourier_shift
+from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad import DeepImagePrior, NetworkConfig
 
 log = logging.getLogger("lorentz_live.live")
@@ -59,6 +60,11 @@ class AmortisedConfig:
         frame's texture; both ways the bias cancels to first order.
     raw_channel : also give the network the plain (unfiltered) SITIE phase as a
         second input channel, so it can learn what the Wiener filter removed.
+    average : weight of the newest frame in the drift-registered running mean
+        of the frames whose Wiener-SITIE is the network's input (1 = the frame
+        alone).  The mean restarts on a change of microscope or shape, a gap,
+        or a frame change ratio (difference / twice the noise) over
+        ``reset_ratio``.
     seed : network initialisation and pair sampling.
     """
 
@@ -73,6 +79,8 @@ class AmortisedConfig:
     next_frame_target: bool = True
     symmetric: bool = True
     raw_channel: bool = False
+    average: float = 0.3
+    reset_ratio: float = 2.0
     seed: int = 0
 
 
@@ -83,6 +91,7 @@ class _Sample:
     net_input: torch.Tensor  # SITIE / scale, [1, 1, H, W]
     image: torch.Tensor  # mean-normalised [H, W]
     params: MicroscopeParams
+    seq: int
 
 
 @dataclass
@@ -133,6 +142,7 @@ class AmortisedMethod:
         self._random = random.Random(self.config.seed)
         self._scale: float | None = None
         self._previous: _Sample | None = None
+        self._mean = RunningMean(self.config.average, self.config.reset_ratio)
         self._pairs: deque[_Pair] = deque(maxlen=2 * self.config.buffer)
         self._owed = 0  # steps owed to arrived frames
         self._lock = threading.Lock()  # guards _answer_net swaps
@@ -151,13 +161,16 @@ class AmortisedMethod:
         with self._condition:
             self._pairs.clear()
             self._previous = None
+            self._mean.clear()
 
     def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:
         shape = (int(image.shape[0]), int(image.shape[1]))
         transfer = self._transfer(shape, frame.params)
         image = image.to(self.device)
         norm = image / image.mean()
-        sitie, _ = wiener_sitie(norm, frame.params, transfer)
+        update = self._mean.update(norm, frame.seq, frame.params, transfer)
+        drift = update.drift_px
+        sitie, _ = wiener_sitie(update.mean, frame.params, transfer)
         if self._scale is None:
             self._scale = float(sitie.std()) or 1.0
         net_input = (sitie / self._scale)[None, None]
@@ -169,7 +182,7 @@ class AmortisedMethod:
         phi_m = phi_m - phi_m.mean()
         fit = model_fit(phi_m, transfer)
         loss = float(torch.mean((fit - norm) ** 2))
-        self._add_sample(_Sample(net_input, norm, frame.params))
+        self._add_sample(_Sample(net_input, norm, frame.params, frame.seq), drift)
         return Estimate(
             phi_m=phi_m.cpu(),
             image_fit=fit.cpu(),
@@ -178,18 +191,18 @@ class AmortisedMethod:
             stop_reason=f"one pass (network trained {self.steps} steps)",
             warm=self.steps > 0,
             restart_reason=None if self.steps > 0 else "untrained: Wiener-SITIE",
+            drift_px=drift or (0.0, 0.0),
         )
 
-    def _add_sample(self, sample: _Sample) -> None:
+    def _add_sample(self, sample: _Sample, drift: tuple[float, float] | None) -> None:
         previous = self._previous
         self._previous = sample
         self.frames_seen += 1
         if previous is None:
             return
-        same = previous.params == sample.params and previous.image.shape == sample.image.shape
-        if not same:
+        if drift is None:
             with self._condition:
-                self._pairs.clear()  # a new forward model: old pairs no longer apply
+                self._pairs.clear()  # a new forward model or a gap: old pairs no longer apply
             return
         cfg = self.config
         source, target = previous, sample
@@ -199,10 +212,11 @@ class AmortisedMethod:
         transfer = self._transfer(shape, target.params)
         pairs = [_Pair(source.net_input, target.image, transfer)]
         if cfg.next_frame_target:
-            shift = estimate_shift(source.image, target.image) if cfg.drift_aware else (0.0, 0.0)
+            shift = drift if cfg.drift_aware else (0.0, 0.0)
             back = fourier_shift(target.image, (-shift[0], -shift[1]))
             pairs = [_Pair(source.net_input, back, transfer)]
-            if cfg.symmetric:
+            # the reverse pair would leak: frame i is part of frame i + 1's running mean
+            if cfg.symmetric and cfg.average >= 1.0:
                 pairs.append(_Pair(target.net_input, fourier_shift(source.image, shift), transfer))
         with self._condition:
             self._pairs.extend(pairs)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lorentz_live.live.average import RunningMean
 from lorentz_live.live.interface import Estimate, LiveFrame, params_change
 from lorentz_live.physics import (
     MicroscopeParams,
@@ -84,29 +85,39 @@ def model_fit(phi_m: torch.Tensor, transfer: torch.Tensor) -> torch.Tensor:
 
 
 class SitieMethod:
-    """Instant answer: SITIE of the Wiener-filtered frame, a few ms at 128 px."""
+    """Instant answer: SITIE of the Wiener-filtered frame, a few ms at 128 px.
+
+    average : weight of the newest frame in a drift-registered running mean of
+        the frames (:class:`lorentz_live.live.average.RunningMean`) whose SITIE
+        is the answer; 1 (the default here) = the frame alone.
+    """
 
     method = "sitie"
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
+    def __init__(self, device: str | torch.device = "cpu", average: float = 1.0) -> None:
         self._transfer = TransferCache(device)
+        self._mean = RunningMean(average)
 
     def request_restart(self, reason: str) -> None:
-        """Stateless: nothing to restart."""
+        """Forget the running mean (single frames are stateless)."""
+        self._mean.clear()
 
     def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:
         transfer = self._transfer((int(image.shape[0]), int(image.shape[1])), frame.params)
         image = image.to(transfer.device)
-        phase, _ = wiener_sitie(image, frame.params, transfer)
+        norm = image / image.mean()
+        update = self._mean.update(norm, frame.seq, frame.params, transfer)
+        phase, _ = wiener_sitie(update.mean, frame.params, transfer)
         fit = model_fit(phase, transfer)
-        loss = float(torch.mean((fit - image / image.mean()) ** 2))
+        loss = float(torch.mean((fit - norm) ** 2))
         return Estimate(
             phi_m=phase.cpu(),
             image_fit=fit.cpu(),
             loss=[loss],
             iterations=0,
-            stop_reason="one pass",
+            stop_reason="one pass" if update.reset else "one pass, running mean",
             warm=False,
+            drift_px=update.drift_px or (0.0, 0.0),
         )
 
 

@@ -13,7 +13,7 @@ from lorentz_live.live import LiveEngine
 from lorentz_live.live.amortised import AmortisedConfig, AmortisedMethod
 from lorentz_live.live.methods import SitieMethod
 from tests.helpers import correlation
-from tests.live.conftest import PARAMS, as_frame, movie
+from tests.live.conftest import PARAMS, MovieFrame, as_frame, b_correlation, movie
 
 
 def image_of(frame) -> torch.Tensor:
@@ -45,6 +45,39 @@ def test_training_through_the_forward_model_lowers_the_image_misfit() -> None:
         ratios.append(answer.loss[0] / sitie.loss[0])
         assert method.steps == 120
     assert max(ratios) < 0.5, ratios
+
+
+def test_online_training_on_a_still_texture_beats_its_sitie_input() -> None:
+    """The network alone (no running mean), a still texture, noise 0.5, 9 pairs of
+    consecutive frames (270 steps): B correlation of the 10th answer against
+    single-frame Wiener-SITIE of that frame, measured 0.949 / 0.968 / 0.958 against
+    0.921 / 0.921 / 0.920 for seeds 0-2 (the network integrates the frames)."""
+    gains = []
+    for seed in range(3):
+        still = movie(1, noise=0.0)[0]
+        rng = np.random.default_rng(seed)
+        method = AmortisedMethod(AmortisedConfig(seed=seed, average=1.0), background=False)
+        for seq in range(10):
+            pixels = (still.image + 0.5 * rng.standard_normal(still.image.shape)).astype(np.float32)
+            frame = as_frame(MovieFrame(pixels, still.phase), seq)
+            answer = method.reconstruct(frame, torch.from_numpy(pixels))
+            sitie = SitieMethod().reconstruct(frame, torch.from_numpy(pixels))
+            method.train_pending()
+        gains.append(
+            b_correlation(answer.phi_m, still.phase) - b_correlation(sitie.phi_m, still.phase)
+        )
+    assert min(gains) > 0.01 and np.mean(gains) > 0.02, gains
+
+
+def test_pairs_are_consecutive_frames() -> None:
+    """A gap in seq forms no training pair (and drops the old ones)."""
+    frames = movie(3)
+    method = AmortisedMethod(background=False)
+    for seq, frame in zip((0, 1), frames, strict=False):
+        method.reconstruct(as_frame(frame, seq), image_of(frame))
+    assert len(method._pairs) == 1
+    method.reconstruct(as_frame(frames[2], 5), image_of(frames[2]))
+    assert len(method._pairs) == 0 and method.train_pending() == 0
 
 
 def test_background_training_and_a_microscope_change_drops_the_pairs() -> None:
