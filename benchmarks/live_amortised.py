@@ -57,11 +57,17 @@ IMAGE = Path(__file__).resolve().parent.parent / "docs" / "img" / "live_amortise
 Movie = list[tuple[np.ndarray, torch.Tensor]]
 
 
-def issue_movie(seed: int, frames: int = 40, size: int = 128, noise: float = 0.3) -> Movie:
+def issue_movie(
+    seed: int,
+    frames: int = 40,
+    size: int = 128,
+    noise: float = 0.3,
+    params: MicroscopeParams = PARAMS,
+) -> Movie:
     """(image, true phi_m) per frame: bubbles lost in a rising field, Gaussian noise."""
     settings = FieldCoolingSettings(
         size_px=size,
-        params=PARAMS,
+        params=params,
         ramp_frames=2 * frames,  # the first half (cooling) is skipped: T is constant
         temperature_start_k=100.0,
         temperature_end_k=100.0,
@@ -188,10 +194,11 @@ def warm_up(rows: dict[str, list[tuple[float, float]]], key: str) -> int | None:
     return None
 
 
-def rate(movie: Movie, seconds: float, fps: float) -> dict[str, float]:
-    """Frames offered at ``fps`` to a pipeline (amortised instant, training thread, SIPRAD)."""
-    method = AmortisedMethod()
-    engine = LiveEngine(LiveConfig(instant="amortised"), instant=method)
+def rate(movie: Movie, seconds: float, fps: float, instant: str) -> dict[str, float]:
+    """Frames offered at ``fps`` to a pipeline: ``instant`` answers inline (the amortised
+    network trains in its own thread), SIPRAD refines in another."""
+    engine = LiveEngine(LiveConfig(instant=instant))
+    method = engine.instant
     times: list[float] = []
     done = threading.Event()
     answered = 0
@@ -209,8 +216,9 @@ def rate(movie: Movie, seconds: float, fps: float) -> dict[str, float]:
             if pause > 0:
                 done.wait(pause)
         span = time.perf_counter() - start
-        refined, steps = pipeline.refined, method.steps
-    method.close()
+        refined, steps = pipeline.refined, getattr(method, "steps", 0)
+    if isinstance(method, AmortisedMethod):
+        method.close()
     return {
         "offered_fps": fps,
         "answered_per_s": answered / span,
@@ -219,6 +227,32 @@ def rate(movie: Movie, seconds: float, fps: float) -> dict[str, float]:
         "refined_per_s": refined / span,
         "steps_per_frame": steps / answered,
     }
+
+
+CHANGED = PARAMS.replace(defocus_nm=-9.0e5)
+
+
+def microscope_change(seed: int, at: int = 20, after: int = 10) -> dict[str, float]:
+    """Mean B correlation over frames ``at`` .. ``at + after - 1`` of the issue movie
+    whose defocus is set from -0.6 to -0.9 mm at frame ``at``: the amortised network
+    keeping its weights across the change or starting afresh."""
+    movie = issue_movie(seed)[:at] + issue_movie(seed, params=CHANGED)[at : at + after]
+    methods = {
+        "sitie": SitieMethod(),
+        "mean": SitieMethod(average=LiveConfig().instant_average),
+        "keep": AmortisedMethod(AmortisedConfig(seed=seed), background=False),
+        "reset": AmortisedMethod(AmortisedConfig(seed=seed, keep_weights=False), background=False),
+    }
+    scores: dict[str, list[float]] = {key: [] for key in methods}
+    for seq, (pixels, truth) in enumerate(movie):
+        frame = LiveFrame(pixels, PARAMS if seq < at else CHANGED, seq, time.time_ns())
+        for key, method in methods.items():
+            phase = method.reconstruct(frame, torch.from_numpy(pixels)).phi_m
+            if isinstance(method, AmortisedMethod):
+                method.train_pending()
+            if seq >= at:
+                scores[key].append(score(phase, truth)[1])
+    return {key: float(np.mean(values)) for key, values in scores.items()}
 
 
 def plot(curves: dict[str, dict[str, list[tuple[float, float]]]], path: Path) -> None:
@@ -289,8 +323,14 @@ def main() -> None:
         IMAGE,
     )
     print("rate", flush=True)
-    speed = rate(issue_movie(args.seeds[0]), args.rate_seconds, args.fps)
-    print(speed, flush=True)
+    looped = issue_movie(args.seeds[0])
+    speeds = {
+        kind: rate(looped, args.rate_seconds, args.fps, kind) for kind in ("sitie", "amortised")
+    }
+    print(speeds, flush=True)
+    print("microscope change", flush=True)
+    change = [microscope_change(seed) for seed in args.seeds]
+    print(change, flush=True)
     warm = {key: [warm_up(rows, key) for rows in issue + cooling] for key in ("mean", "amortised")}
     body = [
         "Movies and methods: see benchmarks/live_amortised.py.  Correlations on the [N/16 : -N/16] "
@@ -311,14 +351,32 @@ def main() -> None:
         "later frame (None: never), issue movie then field-cooling movie, per seed: running mean "
         f"{warm['mean']}, amortised network {warm['amortised']}.",
         "",
-        f"### Rate: frames offered at {args.fps:g} fps for {args.rate_seconds:g} s (issue movie, "
-        "looped) to a LivePipeline: amortised answers inline, training in its thread, SIPRAD "
-        "refining in another, on the same 2 cores",
+        "### A defocus change (-0.6 -> -0.9 mm at frame 20 of the issue movie)",
         "",
-        "| answered / s | ms per answer (median / p99) | SIPRAD results / s | training steps per frame |",
+        "Mean B correlation over the 10 frames after the change (the running mean and the pairs "
+        "restart at the change in every case), per seed.",
+        "",
+        "| Wiener-SITIE of the frame | running mean | amortised, weights kept (default) "
+        "| amortised, fresh network |",
         "|---|---|---|---|",
-        f"| {speed['answered_per_s']:.1f} | {speed['ms_median']:.1f} / {speed['ms_p99']:.1f} | "
-        f"{speed['refined_per_s']:.2f} | {speed['steps_per_frame']:.1f} |",
+        *[
+            f"| {c['sitie']:.3f} | {c['mean']:.3f} | {c['keep']:.3f} | {c['reset']:.3f} |"
+            for c in change
+        ],
+        "",
+        f"### Rate: frames offered at {args.fps:g} fps for {args.rate_seconds:g} s (issue movie, "
+        "looped) to a LivePipeline: the instant method answers inline (the amortised network "
+        "trains in its own thread), SIPRAD refines in another (its cold start included), all on "
+        "the same 2 cores",
+        "",
+        "| instant method | answered / s | ms per answer (median / p99) | SIPRAD results / s "
+        "| training steps per frame |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {kind} | {v['answered_per_s']:.1f} | {v['ms_median']:.1f} / {v['ms_p99']:.1f} | "
+            f"{v['refined_per_s']:.2f} | {v['steps_per_frame']:.1f} |"
+            for kind, v in speeds.items()
+        ],
     ]
     command = (
         "make bench-amortised  ("

@@ -65,6 +65,10 @@ class AmortisedConfig:
         alone).  The mean restarts on a change of microscope or shape, a gap,
         or a frame change ratio (difference / twice the noise) over
         ``reset_ratio``.
+    keep_weights : keep the trained weights across a change of microscope
+        parameters or image shape (the pairs and the running mean are dropped
+        either way); ``False``: start a fresh network (benchmarks/live_amortised.py
+        measures both).
     seed : network initialisation and pair sampling.
     """
 
@@ -80,6 +84,7 @@ class AmortisedConfig:
     symmetric: bool = True
     raw_channel: bool = False
     average: float = 0.3
+    keep_weights: bool = True
     reset_ratio: float = 2.0
     seed: int = 0
 
@@ -128,17 +133,9 @@ class AmortisedMethod:
         self.config = config or AmortisedConfig()
         self.device = torch.device(device)
         self._transfer = TransferCache(self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            channels = 2 if self.config.raw_channel else 1
-            self._train_net = DeepImagePrior(channels, 1, self.config.network).to(self.device)
-        _zero_last_conv(self._train_net)
-        self._answer_net = copy.deepcopy(self._train_net).eval()
-        self._optimiser = torch.optim.AdamW(
-            self._train_net.parameters(),
-            lr=self.config.learning_rate,
-            weight_decay=self.config.weight_decay,
-        )
+        self._generation = 0  # bumped when the network is replaced
+        self._new_network()
+        self.resets = 0
         self._random = random.Random(self.config.seed)
         self._scale: float | None = None
         self._previous: _Sample | None = None
@@ -156,6 +153,20 @@ class AmortisedMethod:
             self._thread = threading.Thread(target=self._train_loop, name="amortised", daemon=True)
             self._thread.start()
 
+    def _new_network(self) -> None:
+        """A fresh network (its answer = its input) and optimiser."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            channels = 2 if self.config.raw_channel else 1
+            net = DeepImagePrior(channels, 1, self.config.network).to(self.device)
+        _zero_last_conv(net)
+        self._train_net = net
+        self._answer_net = copy.deepcopy(net).eval()
+        self._optimiser = torch.optim.AdamW(
+            net.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
+        self._generation += 1
+
     def request_restart(self, reason: str) -> None:
         """Forget the training pairs (the weights stay: they map phase to phase)."""
         with self._condition:
@@ -168,6 +179,14 @@ class AmortisedMethod:
         transfer = self._transfer(shape, frame.params)
         image = image.to(self.device)
         norm = image / image.mean()
+        previous = self._previous
+        changed = previous is not None and (
+            previous.params != frame.params or tuple(previous.image.shape) != shape
+        )
+        if changed and not self.config.keep_weights:
+            with self._condition, self._lock:
+                self._new_network()
+                self.resets += 1
         update = self._mean.update(norm, frame.seq, frame.params, transfer)
         drift = update.drift_px
         sitie, _ = wiener_sitie(update.mean, frame.params, transfer)
@@ -241,7 +260,8 @@ class AmortisedMethod:
             self._thread.join(timeout_s)
 
     def _train(self, pairs: list[_Pair], steps: int) -> None:
-        net, optimiser = self._train_net, self._optimiser
+        with self._condition:
+            net, optimiser, generation = self._train_net, self._optimiser, self._generation
         assert self._scale is not None
         for _ in range(steps):
             pair = pairs[-1] if self._random.random() < 0.5 else self._random.choice(pairs)
@@ -257,7 +277,8 @@ class AmortisedMethod:
             self.last_train_loss = float(loss.detach())
         snapshot = copy.deepcopy(net).eval()
         with self._lock:
-            self._answer_net = snapshot
+            if generation == self._generation:  # not replaced meanwhile
+                self._answer_net = snapshot
 
     def _train_loop(self) -> None:
         while True:

@@ -80,6 +80,22 @@ def test_pairs_are_consecutive_frames() -> None:
     assert len(method._pairs) == 0 and method.train_pending() == 0
 
 
+@pytest.mark.parametrize("keep_weights", [True, False])
+def test_a_microscope_change_keeps_or_resets_the_weights(keep_weights: bool) -> None:
+    """After a defocus change the running mean restarts; a fresh network answers
+    exactly its input (Wiener-SITIE of the frame), a kept one does not."""
+    frames = movie(3)
+    method = AmortisedMethod(AmortisedConfig(keep_weights=keep_weights), background=False)
+    for seq, frame in enumerate(frames[:2]):
+        method.reconstruct(as_frame(frame, seq), image_of(frame))
+        method.train_pending()
+    changed = as_frame(frames[2], 2, PARAMS.replace(defocus_nm=-8.0e5))
+    answer = method.reconstruct(changed, image_of(frames[2]))
+    sitie = SitieMethod().reconstruct(changed, image_of(frames[2]))
+    same = torch.allclose(answer.phi_m, sitie.phi_m, atol=1e-5, rtol=0)
+    assert same != keep_weights and method.resets == (0 if keep_weights else 1)
+
+
 def test_background_training_and_a_microscope_change_drops_the_pairs() -> None:
     frames = movie(3)
     method = AmortisedMethod()
