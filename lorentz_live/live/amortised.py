@@ -36,6 +36,7 @@ from lorentz_live.live.methods import TransferCache, model_fit, wiener_sitie
 from lorentz_live.physics import MicroscopeParams, sitie_phase
 from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad import DeepImagePrior, NetworkConfig
+from lorentz_live.siprad.network import seeded_init
 
 log = logging.getLogger("lorentz_live.live")
 
@@ -155,8 +156,7 @@ class AmortisedMethod:
 
     def _new_network(self) -> None:
         """A fresh network (its answer = its input) and optimiser."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
+        with seeded_init(self.config.seed):
             channels = 2 if self.config.raw_channel else 1
             net = DeepImagePrior(channels, 1, self.config.network).to(self.device)
         _zero_last_conv(net)
