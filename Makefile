@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-transport bench-live bench-record bench-tomo bench-gui bench-census clean
+.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-transport bench-live bench-amortised bench-record bench-tomo bench-gui bench-census clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ test: lint
 reliability: $(VENV)/.dev
 	RELIABILITY_REPORT=docs/reliability.md QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/faults -q
 
-bench: bench-physics bench-accuracy bench-transport bench-live bench-record bench-tomo bench-gui bench-census
+bench: bench-physics bench-accuracy bench-transport bench-live bench-amortised bench-record bench-tomo bench-gui bench-census
 
 bench-physics: $(VENV)/.dev
 	$(PY) benchmarks/physics.py
@@ -57,6 +57,9 @@ bench-accuracy: $(VENV)/.dev
 
 bench-live: $(VENV)/.dev
 	$(PY) benchmarks/live.py
+
+bench-amortised: $(VENV)/.dev
+	$(PY) benchmarks/live_amortised.py
 
 bench-record: $(VENV)/.dev
 	$(PY) benchmarks/record.py

@@ -345,6 +345,15 @@ def _device(name: str) -> str:
     return name
 
 
+def _instant_average(value: float | None, default: float) -> float:
+    """--instant-average, checked (``default`` when not given)."""
+    if value is None:
+        return default
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise InputError(f"--instant-average must be in (0, 1], got {value}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> None:
     import zmq
 
@@ -376,6 +385,7 @@ def _run(args: argparse.Namespace) -> None:
         time_budget_s=args.budget,
         cold_budget_s=args.cold_budget,
         instant=args.instant,
+        instant_average=_instant_average(args.instant_average, LiveConfig.instant_average),
         device=_device(args.device),
     )
     stats = Path(args.stats) if args.stats else None
@@ -637,6 +647,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("sitie", "amortised"),
         default="sitie",
         help="method answering every frame at once (SIPRAD refines the newest)",
+    )
+    run.add_argument(
+        "--instant-average",
+        type=float,
+        metavar="W",
+        help="weight of the newest frame in the drift-registered running mean the instant "
+        "method works on, in (0, 1]; 1 = each frame alone (default: LiveConfig.instant_average)",
     )
     run.add_argument(
         "--budget", type=float, help="time budget per frame, s (default: until converged)"

@@ -45,6 +45,7 @@ CASES = [
     ("run --idle-timeout -1", ["run", "--idle-timeout", "-1"], "--idle-timeout"),
     ("run --budget nan", ["run", "--budget", "nan"], "--budget"),
     ("run --max-side 4", ["run", "--max-side", "4"], "--max-side"),
+    ("run --instant-average 0", ["run", "--instant-average", "0"], "--instant-average"),
     ("run --curve-server-key missing", ["run", "--curve-server-key", "{missing}"],
      "cannot read key file"),
 ]  # fmt: skip
