@@ -1,9 +1,11 @@
 """The camera-rate path: a network that maps a frame's SITIE phase to phi_m in one pass.
 
 A small U-Net (:class:`lorentz_live.siprad.DeepImagePrior` with skips) takes the
-Wiener-SITIE phase of a frame and returns phi_m = s (x + net(x)), x the SITIE
-phase over a fixed scale s; its last layer starts at zero, so before any
-training the answer *is* Wiener-SITIE.  It is trained online, on the stream,
+Wiener-SITIE phase of the drift-registered running mean of the frames
+(:mod:`lorentz_live.live.average`; ``average = 1``: of the frame alone) and
+returns phi_m = s (x + net(x)), x that phase over a fixed scale s; its last
+layer starts at zero, so before any training (and after a reset) the answer
+*is* its input: no separate fall-back is needed while it warms up.  It is trained online, on the stream,
 through the same differentiable forward model as SIPRAD: the input comes from
 frame i and the image loss from frame i + 1.  Consecutive frames show nearly
 the same texture with independent noise, so the network cannot learn the
@@ -17,6 +19,13 @@ Training runs in its own thread (``background=True``) as fast as the CPU lets
 it, at most ``steps_per_frame`` Adam steps per arriving frame; answers use a
 snapshot of the weights taken after each round, so frame t is answered by a
 network trained only on frames before it.
+
+Measured (benchmarks/live_amortised.py): on a still texture the network alone
+integrates the frames in its weights and beats single-frame SITIE clearly; on
+drifting, changing movies the running mean does that integration directly and
+better, and training on top of it lowered the B correlation, so the live
+loop's default instant method is Wiener-SITIE of the running mean
+(``LiveConfig.instant = "sitie"``) and this network is opt-in.
 """
 
 from __future__ import annotations
