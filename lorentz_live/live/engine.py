@@ -88,7 +88,7 @@ class LiveConfig:
     instant_average : weight of the newest frame in the drift-registered running
         mean of frames that the instant method works on
         (:mod:`lorentz_live.live.average`; 1 = each frame alone).  0.3 raised
-        the mean B correlation of Wiener-SITIE by about 0.06-0.08, above warm
+        the mean B correlation of Wiener-SITIE by 0.06-0.09, above warm
         SIPRAD, on both movies of benchmarks/live_amortised.py.
     device : "cpu" or "cuda".
     """
