@@ -340,7 +340,12 @@ Fig. 3); **|B| ratio** = median of |B_rec| / |B_true| over the crop pixels where
 |B_true| > half its maximum (1 = quantitative; the walls carry the in-plane B of
 these textures, so this is the wall |B|).  "|B| at resolution" compares with the
 truth smoothed to the resolution the result states (`resolution_nm`: half-period
-where the image's Wiener gain falls to 1/2).  Defocus in our convention (paper
+where the image's Wiener gain falls to 1/2).  The information limit: "oracle" is
+the truth filtered by the best linear (Wiener) filter for this image's transfer
+function and noise, built with the truth's own spectrum
+(`oracle_band_limit`; no noise added), and "1-px blur" the truth smoothed by a
+Gaussian of 1 px: a wall narrower than what survives the envelope and the
+noise cannot keep its peak |B| in any linear reconstruction.  Defocus in our convention (paper
 eq. 9; the SIPRAD demo's "-1 mm" is our +1 mm).  Noise X %: Gaussian sigma =
 X/100 mean(I), or Poisson at 1/(X/100)^2 counts per pixel (same sigma / mean).
 

@@ -40,6 +40,8 @@ class SipradConfig:
         and scored separately (``stop="held-out"``; 0 = none).
     holdout_patience : ``stop="held-out"``: iterations without a new best held-out
         misfit before stopping.
+    holdout_every : the held-out misfit is scored (one extra forward pass of the
+        noise-free network output) every this many iterations.
     plateau_window : iterations per window of the plateau test.
     plateau_tolerance : stop when the mean loss of a window improves on the previous
         window's by less than this fraction.
@@ -90,6 +92,7 @@ class SipradConfig:
     noise_sigma: float | None = None
     holdout_fraction: float = 0.0
     holdout_patience: int = 100
+    holdout_every: int = 10
     plateau_window: int = 100
     plateau_tolerance: float = 2.0e-3
     smoothing: str = "none"
@@ -127,6 +130,8 @@ class SipradConfig:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise InputError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction!r}")
+        if self.holdout_every < 1:
+            raise InputError(f"holdout_every must be >= 1, got {self.holdout_every!r}")
         if self.stop == "held-out" and self.holdout_fraction <= 0:
             raise InputError("stop='held-out' needs holdout_fraction > 0")
         if not self.smoothing_sigma_px >= 0:

@@ -126,7 +126,8 @@ class SipradResult:
         by the loss, times ``discrepancy_factor``).
     state : network weights + optimiser state for a warm start.
     seconds : wall time.
-    holdout_loss : misfit of the held-out pixels per iteration (empty without them).
+    holdout_loss : misfit of the held-out pixels every ``holdout_every`` iterations
+        (noise-free network output; empty without held-out pixels).
     kept_iteration : the iterate returned (the best held-out one; else the last).
     """
 
@@ -412,12 +413,14 @@ class SipradReconstructor:
             phase.zero_grad()
             amplitude.zero_grad()
             a, phi_e = amplitude.exit(jitter)
-            fit = problem.simulate(phase.phase(jitter) + phi_e, a)
-            if held_out is not None:
+            if held_out is not None and iteration % cfg.holdout_every == 0:
                 with torch.no_grad():
-                    held_out.record(float(_misfit(fit, image, None, held)))
+                    a0, phi_e0 = amplitude.exit(None)
+                    clean = problem.simulate(phase.phase(None) + phi_e0, a0)
+                    held_out.record(iteration, float(_misfit(clean, image, None, held)))
                 if held_out.improved:
                     best = _snapshot(phase, amplitude)
+            fit = problem.simulate(phase.phase(jitter) + phi_e, a)
             return _misfit(fit, image, weight, fitted)
 
         def update(iteration: int) -> None:
@@ -568,7 +571,7 @@ class SipradReconstructor:
             state=new_state,
             seconds=time.perf_counter() - start,
             pretrain_iterations=pretrained,
-            holdout_loss=[] if held_out is None else list(held_out.values),
+            holdout_loss=[] if held_out is None else [v for _, v in held_out.values],
             kept_iteration=kept,
         )
 

@@ -53,38 +53,39 @@ class Plateau:
 class HeldOut:
     """Stop when the held-out misfit has not improved for ``patience`` iterations.
 
-    The loop fits only some pixels; the misfit on the others (``record``-ed each
-    iteration) tracks the signal error, not the noise, so its minimum marks the
-    iterate before the network starts to fit noise, at any signal level.  The
-    misfit is smoothed by an exponential average (``smoothing`` = weight of the
-    past) before comparison.  ``improved`` is True right after a new best: the
-    caller snapshots that iterate and restores it when the rule fires.
+    The loop fits only some pixels; the misfit on the others, ``record``-ed every
+    few iterations for the noise-free network output, tracks the signal error,
+    not the noise, so its minimum marks the iterate before the network starts
+    to fit noise, at any signal level.  Values are smoothed by an exponential
+    average (``smoothing`` = weight of the past) before comparison.
+    ``improved`` is True right after a new best: the caller snapshots that
+    iterate and restores it when the rule fires.
     """
 
-    def __init__(self, patience: int, min_iterations: int = 0, smoothing: float = 0.9) -> None:
+    def __init__(self, patience: int, min_iterations: int = 0, smoothing: float = 0.5) -> None:
         self.patience = patience
         self.min_iterations = min_iterations
         self.smoothing = smoothing
-        self.values: list[float] = []
+        self.values: list[tuple[int, float]] = []
         self.average: float | None = None
         self.best = float("inf")
         self.best_iteration = -1
         self.improved = False
 
-    def record(self, value: float) -> None:
-        """The held-out misfit of the current iterate (call before the rule)."""
-        self.values.append(value)
+    def record(self, iteration: int, value: float) -> None:
+        """The held-out misfit of iterate ``iteration`` (call before the rule)."""
+        self.values.append((iteration, value))
         s = self.smoothing
         self.average = value if self.average is None else s * self.average + (1 - s) * value
         self.improved = self.average < self.best
         if self.improved:
-            self.best, self.best_iteration = self.average, len(self.values) - 1
+            self.best, self.best_iteration = self.average, iteration
 
     def __call__(self, iteration: int, losses: Sequence[float]) -> str | None:
         """ "held-out" once ``patience`` iterations passed without a new best."""
-        if iteration >= self.min_iterations and iteration - self.best_iteration >= self.patience:
-            return "held-out"
-        return None
+        if self.best_iteration < 0 or iteration < self.min_iterations:
+            return None
+        return "held-out" if iteration - self.best_iteration >= self.patience else None
 
 
 @dataclass(frozen=True)

@@ -29,20 +29,21 @@ def test_plateau_compares_window_means() -> None:
 
 
 def test_held_out_keeps_the_best_and_waits_patience() -> None:
-    rule = HeldOut(patience=3, smoothing=0.0)  # no smoothing: the raw values
+    rule = HeldOut(patience=30, smoothing=0.0)  # no smoothing: the raw values
+    assert rule(50, []) is None  # nothing recorded yet
     fired = []
     for i, value in enumerate([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 3.05, 2.0]):
-        rule.record(value)
-        fired.append(rule(i, []))
+        rule.record(10 * i, value)  # scored every 10 iterations
+        fired.append(rule(10 * i, []))
         if i == 2:
-            assert rule.improved and rule.best_iteration == 2
+            assert rule.improved and rule.best_iteration == 20
         if i == 3:
             assert not rule.improved
-    # best at 2; three iterations without a new best -> fires at 5, not before
+    # best at iteration 20; 30 iterations without a new best -> fires at 50
     assert fired[:5] == [None] * 5 and fired[5] == "held-out"
     smooth = HeldOut(patience=100, smoothing=0.5)
-    for value in (4.0, 0.0, 4.0):
-        smooth.record(value)
+    for i, value in enumerate((4.0, 0.0, 4.0)):
+        smooth.record(i, value)
     assert smooth.average == 3.0 and smooth.best == 2.0 and smooth.best_iteration == 1
 
 
