@@ -35,7 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from lorentz_live.metrics import magnitude_ratio, phase_and_b_accuracy  # noqa: E402
+from lorentz_live.metrics import (  # noqa: E402
+    linear_oracle,
+    magnitude_ratio,
+    phase_and_b_accuracy,
+)
 from lorentz_live.physics import (  # noqa: E402
     Material,
     MicroscopeParams,
@@ -50,7 +54,6 @@ from lorentz_live.physics import (  # noqa: E402
     simulate_image,
     sitie_phase,
     stripe_domains,
-    transfer_function,
 )
 from lorentz_live.siprad import SipradConfig, SipradReconstructor  # noqa: E402
 from lorentz_live.siprad.config import AMPLITUDE_MODES  # noqa: E402
@@ -167,25 +170,6 @@ def scores(phase: torch.Tensor, truth: torch.Tensor, pixel_nm: float) -> dict[st
     return {"phase": p, "b": b, "mag": magnitude_ratio(phase, truth, pixel_nm)}
 
 
-def oracle_band_limit(truth: torch.Tensor, params: MicroscopeParams, noise: float) -> torch.Tensor:
-    """The truth as the best linear estimator sees it (an information limit).
-
-    Weak-phase imaging passes phi(k) to the image contrast with gain
-    h(k) = 2 |Im T(k)| (envelope x sin chi); against white noise of variance
-    ``noise``^2 (mean-normalised) the minimum-mean-square-error linear filter,
-    given the truth's own power spectrum S(k), keeps h^2 S / (h^2 S + N) of
-    each frequency.  Its |B| ratio is what a linear method reaches without
-    noise in its output: walls narrower than the frequencies that survive
-    the envelope and the noise cannot keep their peak |B|.
-    """
-    height, width = truth.shape
-    gain = 2.0 * transfer_function((height, width), params).imag.abs()
-    spectrum = torch.fft.fft2(truth - truth.mean())
-    signal = gain**2 * spectrum.abs() ** 2
-    kept = signal / (signal + noise**2 * height * width)
-    return torch.fft.ifft2(spectrum * kept).real
-
-
 def tuned_sitie(
     image: torch.Tensor, params: MicroscopeParams, truth: torch.Tensor, crop: bool
 ) -> dict[str, float]:
@@ -220,7 +204,7 @@ def run_cell(cell: Cell, seed: int, config: SipradConfig) -> dict[str, object]:
     return {
         "siprad": scores(result.phi_m, truth, cell.pixel_nm)
         | {"mag_at_resolution": magnitude_ratio(result.phi_m, at_res, cell.pixel_nm)},
-        "oracle": scores(centre(oracle_band_limit(full, params, cell.noise)), truth, cell.pixel_nm),
+        "oracle": scores(centre(linear_oracle(full, params, cell.noise)), truth, cell.pixel_nm),
         "blurred": scores(gaussian_filter(truth, 1.0), truth, cell.pixel_nm),
         "sitie": scores(sitie_phase(image, params), truth, cell.pixel_nm),
         "tuned": tuned_sitie(image, params, truth, crop),
@@ -343,7 +327,7 @@ truth smoothed to the resolution the result states (`resolution_nm`: half-period
 where the image's Wiener gain falls to 1/2).  The information limit: "oracle" is
 the truth filtered by the best linear (Wiener) filter for this image's transfer
 function and noise, built with the truth's own spectrum
-(`oracle_band_limit`; no noise added), and "1-px blur" the truth smoothed by a
+(`lorentz_live.metrics.linear_oracle`; no noise added), and "1-px blur" the truth smoothed by a
 Gaussian of 1 px: a wall narrower than what survives the envelope and the
 noise cannot keep its peak |B| in any linear reconstruction.  Defocus in our convention (paper
 eq. 9; the SIPRAD demo's "-1 mm" is our +1 mm).  Noise X %: Gaussian sigma =

@@ -390,17 +390,8 @@ class SipradReconstructor:
         valid = None
         if cfg.amplitude == "exclude" and mask is not None:
             valid = ~widen(mask, cfg.exclude_margin * fresnel_length_px(params))
-        held, fitted = None, valid
-        held_out = best = None
-        if cfg.holdout_fraction > 0:
-            held = holdout_mask(
-                (image.shape[0], image.shape[1]),
-                cfg.holdout_fraction,
-                cfg.seed + HOLDOUT_SEED_OFFSET,
-                self.device,
-            )
-            held, fitted = (held, ~held) if valid is None else (held & valid, valid & ~held)
-            held_out = HeldOut(cfg.holdout_patience, cfg.min_iterations)
+        held, fitted, held_out = self._held_out(image, valid)
+        best = None
         # expected misfit of the true phase: the noise power the loss lets through
         passed = 1.0 if weight is None else float(weight.mean())
         target = cfg.discrepancy_factor * noise.variance * passed
@@ -418,8 +409,7 @@ class SipradReconstructor:
                     a0, phi_e0 = amplitude.exit(None)
                     clean = problem.simulate(phase.phase(None) + phi_e0, a0)
                     held_out.record(iteration, float(_misfit(clean, image, None, held)))
-                if held_out.improved:
-                    best = _snapshot(phase, amplitude)
+                best = _snapshot(phase, amplitude) if held_out.improved else best
             fit = problem.simulate(phase.phase(jitter) + phi_e, a)
             return _misfit(fit, image, weight, fitted)
 
@@ -435,7 +425,7 @@ class SipradReconstructor:
             progress,
         )
         kept = iterations
-        if held_out is not None and best is not None:
+        if held_out is not None and best is not None:  # the best held-out iterate
             _restore(phase, amplitude, best)
             kept = held_out.best_iteration
         amplitude.finish()
@@ -457,6 +447,23 @@ class SipradReconstructor:
             held_out=held_out,
             kept=kept,
         )
+
+    def _held_out(
+        self, image: torch.Tensor, valid: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, HeldOut | None]:
+        """(held-out pixels, fitted pixels, rule); without held-out pixels (None, valid, None)."""
+        cfg = self.config
+        if cfg.holdout_fraction <= 0:
+            return None, valid, None
+        held = holdout_mask(
+            (image.shape[0], image.shape[1]),
+            cfg.holdout_fraction,
+            cfg.seed + HOLDOUT_SEED_OFFSET,
+            self.device,
+        )
+        if valid is None:
+            return held, ~held, HeldOut(cfg.holdout_patience, cfg.min_iterations)
+        return held & valid, valid & ~held, HeldOut(cfg.holdout_patience, cfg.min_iterations)
 
     def _stop_rule(
         self, target: float, deadline: float | None, held_out: HeldOut | None = None
