@@ -7,6 +7,7 @@ import torch
 
 from lorentz_live.metrics import (
     correlation,
+    harmonic_free_correlation,
     linear_oracle,
     magnitude_ratio,
     phase_and_b_accuracy,
@@ -53,3 +54,15 @@ def test_linear_oracle_loses_the_peak_of_narrow_walls(seed: int) -> None:
     assert magnitude_ratio(linear_oracle(narrow, far, 1e-4), narrow, 2.0) < 0.7
     # the oracle damps what it cannot see; the phase itself still correlates (0.954)
     assert correlation(linear_oracle(narrow, near, 1.0), narrow) > 0.9
+
+
+def test_harmonic_free_correlation_forgives_only_harmonic_errors() -> None:
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.nn.functional.avg_pool2d(torch.randn(1, 1, 72, 72, generator=gen), 9, 1)[0, 0]
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    harmonic = 0.3 * x - 0.2 * y + 0.4 * (x**2 - y**2) + 0.2 * x * y  # lap = 0
+    assert correlation(truth + harmonic, truth) < 0.9
+    assert harmonic_free_correlation(truth + harmonic, truth) == pytest.approx(1.0, abs=1e-9)
+    # a non-harmonic error (lap != 0) is not forgiven
+    bowl = 0.4 * (x**2 + y**2)
+    assert harmonic_free_correlation(truth + bowl, truth) < 0.99
