@@ -112,7 +112,11 @@ class DeepImagePrior(nn.Module):
         for level in reversed(range(cfg.depth)):
             self.up.append(_block(widths[level + 1], widths[level]))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
-        self.to(memory_format=torch.channels_last)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):  # channels-last weights (see Notes)
+                module.weight.data = module.weight.data.contiguous(
+                    memory_format=torch.channels_last
+                )
 
     @property
     def multiple(self) -> int:
