@@ -33,6 +33,7 @@ from lorentz_live.physics import MicroscopeParams, colour_wheel_rgb, integrated_
 from lorentz_live.siprad import SipradConfig, validate_image
 
 INSTANT_METHODS = ("sitie", "amortised")
+PRETRAINED_CACHES = ("disk", "memory", "off")
 
 #: SIPRAD settings of the live loop: the periodic boundary, the paper's 2 px
 #: final smoothing and no phase-scale fit, the settings with which the warm loop
@@ -50,9 +51,17 @@ class LiveConfig:
     siprad : settings of a cold (full) SIPRAD reconstruction (default
         :data:`LIVE_SIPRAD`; 50 instead of 200 pre-training iterations made the
         cold start slower, not faster: benchmarks/live.py, "cold start").
-    cold_budget_s : wall-time cap of a cold start, s (``None`` = none, the
-        default: a cold start cut short is a poor state that warm frames do not
-        recover from; benchmarks/live.py, "cold start").
+    pretrained_cache : where pre-trained weights are kept between cold starts
+        (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
+        :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
+        ``"memory"`` or ``"off"``.  Pre-training always runs in full.
+    cold_budget_s : wall-time cap of a cold start's fit after pre-training (or
+        after loading cached pre-trained weights), s; the fit then goes on over
+        the next frames with ``recover_iterations`` each (each capped the same
+        way) until one ends on its own, so a cold start publishes a first result
+        early and keeps refining.  ``None``: the fit runs to its stop rule.
+        Default 2.5 s: with cached weights the first SIPRAD result comes within
+        about 3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").
     warm_max_iterations : iteration cap of a warm frame of a changing sample.
     warm_min_iterations : iterations a warm frame runs before it may stop.
     carry_optimiser : carry Adam's moments (and step count) from frame to frame
@@ -89,7 +98,8 @@ class LiveConfig:
     """
 
     siprad: SipradConfig = field(default_factory=lambda: LIVE_SIPRAD)
-    cold_budget_s: float | None = None
+    pretrained_cache: str = "disk"
+    cold_budget_s: float | None = 2.5
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
     carry_optimiser: bool = True
@@ -109,6 +119,10 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.warm_input not in ("previous", "current"):
             raise InputError(f"warm_input must be 'previous' or 'current', got {self.warm_input!r}")
+        if self.pretrained_cache not in PRETRAINED_CACHES:
+            raise InputError(
+                f"pretrained_cache must be one of {PRETRAINED_CACHES}, got {self.pretrained_cache!r}"
+            )
         if self.instant not in INSTANT_METHODS:
             raise InputError(f"instant must be one of {INSTANT_METHODS}, got {self.instant!r}")
 

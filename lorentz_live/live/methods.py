@@ -37,8 +37,10 @@ from lorentz_live.physics import (
     transfer_function,
     wiener_contrast,
 )
+from lorentz_live.live.pretrained import PretrainedCache, default_cache_dir, pretrained_key
 from lorentz_live.physics.registration import estimate_shift, fourier_shift
 from lorentz_live.siprad import (
+    ModelState,
     SipradReconstructor,
     SipradResult,
     SipradState,
@@ -164,8 +166,12 @@ class SipradMethod:
 
     def __init__(self, config: LiveConfig) -> None:
         self.config = config
-        self._cold = SipradReconstructor(config.siprad, device=config.device)
-        self._warm: dict[int, SipradReconstructor] = {}
+        self._build(config)
+        directory = default_cache_dir() if config.pretrained_cache == "disk" else None
+        #: pre-trained weights per (shape, microscope, settings)
+        self.pretrained = PretrainedCache(directory)
+        #: the last cold start was cut by ``cold_budget_s``: its fit goes on
+        self._unfinished = False
         #: the warm-start state carried to the next frame (None before the first)
         self.state: SipradState | None = None
         self._last_params: MicroscopeParams | None = None
@@ -186,9 +192,35 @@ class SipradMethod:
         self.on_progress: Callable[[str, int, int, float], None] | None = None
         self._next_config: LiveConfig | None = None
 
+    def _build(self, config: LiveConfig) -> None:
+        self._cold = SipradReconstructor(config.siprad, device=config.device)
+        # pre-training alone (no fit): what a cold start without cached weights runs first
+        only = config.siprad.replace(max_iterations=0, min_iterations=0)
+        self._pretrainer = SipradReconstructor(only, device=config.device)
+        self._warm: dict[int, SipradReconstructor] = {}
+
     def reconfigure(self, config: LiveConfig) -> None:
         """Use ``config`` from the next frame on (any thread); the warm state is kept."""
         self._next_config = config
+
+    def pretrained_weights(
+        self, image: torch.Tensor, params: MicroscopeParams
+    ) -> ModelState | None:
+        """Phase-DIP weights after pre-training for ``image``'s conditions:
+        cached, or pre-trained now on ``image`` (and cached); None with
+        ``pretrained_cache="off"`` (the cold start then pre-trains itself)."""
+        if self.config.pretrained_cache == "off" or self.config.siprad.amplitude == "learn":
+            return None
+        shape = (int(image.shape[0]), int(image.shape[1]))
+        key = pretrained_key(shape, params, self.config.siprad, self.config.device)
+        state = self.pretrained.get(key)
+        if state is None:
+            progress = self._progress().get("pretrain_progress")
+            run = self._pretrainer.reconstruct(image, params, pretrain_progress=progress)
+            state = run.pretrained
+            if state is not None:
+                self.pretrained.put(key, state)
+        return state
 
     def request_restart(self, reason: str) -> None:
         """Make the next frame start cold (any thread: it only sets a flag)."""
@@ -241,8 +273,7 @@ class SipradMethod:
         start = time.perf_counter()
         if self._next_config is not None:  # operator settings, taken between frames
             self.config, self._next_config = self._next_config, None
-            self._cold = SipradReconstructor(self.config.siprad, device=self.config.device)
-            self._warm = {}
+            self._build(self.config)
         shape = (int(image.shape[0]), int(image.shape[1]))
         norm = (image / image.mean()).to(self._cold.device)
         reason = self._restart_reason(frame, shape)
@@ -264,26 +295,36 @@ class SipradMethod:
         warm = reason is None
         if warm:
             self.last_budget = warm_budget(change, self.config, converged=self._converged)
+            deadline = self._deadline(start)
             if resumed is not None:
                 self.last_budget = (self.config.recover_iterations, "resumed")
+            elif self._unfinished:
+                self.last_budget = (self.config.recover_iterations, "cold start continued")
+                deadline = self._cold_deadline(start)
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
                 image,
                 frame.params,
                 state=self.warm_state((0.0, 0.0) if change is None else change.drift_px),
-                **self._deadline(start),
+                **deadline,
             )
             reason = self._divergence(result)
             if reason is not None:
                 warm, result = False, None
         if result is None:
-            budget = self.config.cold_budget_s
-            deadline = None if budget is None else start + budget
+            pretrained = self.pretrained_weights(image, frame.params)
             result = self._cold.reconstruct(
-                image, frame.params, deadline=deadline, **self._progress()
+                image,
+                frame.params,
+                pretrained=pretrained,
+                **self._cold_deadline(time.perf_counter()),
+                **self._progress(),
             )
             self.cold_starts += 1
             self._restart_requested = None
+        self._unfinished = result.stop_reason == "time budget" and (
+            not warm or self._unfinished
+        )
         self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq
@@ -321,6 +362,10 @@ class SipradMethod:
             "pretrain_progress": lambda i, n, loss: report("pre-training", i, n, loss),
             "progress": lambda i, n, loss: report("fit", i, n, loss),
         }
+
+    def _cold_deadline(self, start: float) -> dict[str, Any]:
+        budget = self.config.cold_budget_s
+        return {} if budget is None else {"deadline": start + budget}
 
     def _deadline(self, start: float) -> dict[str, Any]:
         if self.config.time_budget_s is None:
