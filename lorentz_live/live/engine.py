@@ -121,7 +121,8 @@ class LiveConfig:
             raise InputError(f"warm_input must be 'previous' or 'current', got {self.warm_input!r}")
         if self.pretrained_cache not in PRETRAINED_CACHES:
             raise InputError(
-                f"pretrained_cache must be one of {PRETRAINED_CACHES}, got {self.pretrained_cache!r}"
+                f"pretrained_cache must be one of {PRETRAINED_CACHES}, "
+                f"got {self.pretrained_cache!r}"
             )
         if self.instant not in INSTANT_METHODS:
             raise InputError(f"instant must be one of {INSTANT_METHODS}, got {self.instant!r}")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lorentz_live.live.interface import Estimate, LiveFrame, params_change
+from lorentz_live.live.pretrained import PretrainedCache, default_cache_dir, pretrained_key
 from lorentz_live.physics import (
     MicroscopeParams,
     forward_image,
@@ -37,7 +38,6 @@ from lorentz_live.physics import (
     transfer_function,
     wiener_contrast,
 )
-from lorentz_live.live.pretrained import PretrainedCache, default_cache_dir, pretrained_key
 from lorentz_live.physics.registration import estimate_shift, fourier_shift
 from lorentz_live.siprad import (
     ModelState,
@@ -322,9 +322,7 @@ class SipradMethod:
             )
             self.cold_starts += 1
             self._restart_requested = None
-        self._unfinished = result.stop_reason == "time budget" and (
-            not warm or self._unfinished
-        )
+        self._unfinished = result.stop_reason == "time budget" and (not warm or self._unfinished)
         self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq

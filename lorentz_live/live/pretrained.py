@@ -137,7 +137,7 @@ class PretrainedCache:
             return ModelState(
                 payload["network"], payload["optimiser"], NetworkConfig(**payload["config"])
             )
-        except Exception as error:  # noqa: BLE001 - any unreadable file is a miss
+        except Exception as error:
             log.warning("ignoring unreadable pre-trained weights %s: %s", path, error)
             return None
 

@@ -12,6 +12,7 @@ Dask.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -57,7 +58,8 @@ def reconstruct_chunk(
 
     torch.set_num_threads(threads)
     frames = SessionFrames(Path(session))
-    engine = LiveEngine(config)
+    # offline: no wall-time caps, so the numbers do not depend on the machine's speed
+    engine = LiveEngine(dataclasses.replace(config, cold_budget_s=None, time_budget_s=None))
     done: ChunkResult = []
     try:
         for index in range(start, stop):

@@ -1,0 +1,134 @@
+"""Cold starts: pre-trained weights cached per (shape, microscope, settings); a capped fit continues."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lorentz_live.errors import InputError
+from lorentz_live.live import LiveConfig, LiveEngine
+from lorentz_live.live.pretrained import PretrainedCache, pretrained_key
+from lorentz_live.siprad import SipradReconstructor
+from tests.live.conftest import PARAMS, as_frame, movie
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return movie(3)
+
+
+@pytest.fixture
+def quick(live_config) -> LiveConfig:
+    """Short pre-training and fit (the cache, not the accuracy, is tested), cached on disk."""
+    siprad = live_config.siprad.replace(pretrain_iterations=20, max_iterations=10)
+    return dataclasses.replace(live_config, siprad=siprad, pretrained_cache="disk")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORENTZ_LIVE_CACHE", str(tmp_path))
+    return tmp_path
+
+
+class PretrainCounter:
+    """Counts pre-training runs of every SipradReconstructor."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls = 0
+        original = SipradReconstructor._pretrain
+
+        def counted(reconstructor, *args, **kwargs):
+            self.calls += 1
+            return original(reconstructor, *args, **kwargs)
+
+        monkeypatch.setattr(SipradReconstructor, "_pretrain", counted)
+
+
+def test_second_cold_start_with_the_same_key_skips_pretraining(
+    frames, quick, cache_dir, monkeypatch
+) -> None:
+    counter = PretrainCounter(monkeypatch)
+    first = LiveEngine(quick)
+    result = first.process(as_frame(frames[0], 0))
+    assert counter.calls == 1
+    assert (first.refiner.pretrained.hits, first.refiner.pretrained.misses) == (0, 1)
+    assert len(list(cache_dir.glob("*.pt"))) == 1
+    # a new engine (another session): the weights come from disk, no pre-training
+    second = LiveEngine(quick)
+    again = second.process(as_frame(frames[0], 0))
+    assert counter.calls == 1
+    assert (second.refiner.pretrained.hits, second.refiner.pretrained.misses) == (1, 0)
+    assert not again.warm and again.restart_reason == "first frame"
+    # same weights, same input, same seeds: the same result as the pre-training run
+    torch.testing.assert_close(again.phi_m, result.phi_m, atol=1e-5, rtol=0)
+    # an operator restart in the same engine: a hit from memory
+    second.request_cold_restart()
+    assert not second.process(as_frame(frames[1], 1)).warm
+    assert counter.calls == 1 and second.refiner.pretrained.hits == 2
+
+
+def test_a_different_microscope_or_shape_is_a_miss(frames, quick, cache_dir, monkeypatch) -> None:
+    counter = PretrainCounter(monkeypatch)
+    engine = LiveEngine(quick)
+    engine.process(as_frame(frames[0], 0))
+    other = PARAMS.replace(defocus_nm=-8.0e5)
+    result = engine.process(as_frame(frames[1], 1, other))
+    assert not result.warm and "defocus_nm" in result.restart_reason
+    assert counter.calls == 2
+    assert engine.refiner.pretrained.misses == 2
+    assert len(list(cache_dir.glob("*.pt"))) == 2
+    key = pretrained_key((64, 64), PARAMS, quick.siprad, "cpu")
+    assert key == pretrained_key((64, 64), PARAMS, quick.siprad, "cpu")
+    assert key != pretrained_key((64, 64), other, quick.siprad, "cpu")
+    assert key != pretrained_key((64, 32), PARAMS, quick.siprad, "cpu")
+    assert key != pretrained_key((64, 64), PARAMS, quick.siprad.replace(seed=2), "cpu")
+    assert key != pretrained_key(
+        (64, 64), PARAMS, quick.siprad.replace(pretrain_iterations=21), "cpu"
+    )
+
+
+def test_unreadable_cache_file_is_a_miss_and_is_rewritten(frames, quick, cache_dir) -> None:
+    key = pretrained_key((64, 64), PARAMS, quick.siprad, "cpu")
+    path = cache_dir / f"{key}.pt"
+    path.write_bytes(b"not a torch file")
+    engine = LiveEngine(quick)
+    engine.process(as_frame(frames[0], 0))
+    assert engine.refiner.pretrained.misses == 1
+    assert PretrainedCache(cache_dir).get(key) is not None
+
+
+def test_cache_off_writes_nothing_and_bad_setting_is_refused(
+    frames, quick, cache_dir, monkeypatch
+) -> None:
+    counter = PretrainCounter(monkeypatch)
+    engine = LiveEngine(dataclasses.replace(quick, pretrained_cache="off"))
+    engine.request_cold_restart()
+    engine.process(as_frame(frames[0], 0))
+    engine.request_cold_restart()
+    engine.process(as_frame(frames[1], 1))
+    assert counter.calls == 2
+    assert not list(cache_dir.glob("*.pt"))
+    with pytest.raises(InputError, match="pretrained_cache"):
+        LiveConfig(pretrained_cache="nowhere")
+
+
+def test_a_capped_cold_fit_is_continued_until_a_frame_ends_on_its_own(frames, quick) -> None:
+    """A cap shorter than one iteration stops every capped fit after its first
+    iteration, whatever the machine's speed."""
+    engine = LiveEngine(dataclasses.replace(quick, cold_budget_s=1e-9, pretrained_cache="memory"))
+    first = engine.process(as_frame(frames[0], 0))
+    assert not first.warm and first.stop_reason == "time budget" and first.iterations == 1
+    second = engine.process(as_frame(frames[1], 1))
+    assert second.warm and second.stop_reason == "time budget"
+    assert engine.refiner.last_budget == (quick.recover_iterations, "cold start continued")
+    engine.reconfigure(cold_budget_s=None)
+    third = engine.process(as_frame(frames[2], 2))
+    assert third.warm and third.stop_reason != "time budget"
+    assert engine.refiner.last_budget[1] == "cold start continued"
+    assert third.iterations > 1
+    # the fit ended on its own: the next frame gets an ordinary warm budget
+    fourth = engine.process(as_frame(frames[0], 3))
+    assert engine.refiner.last_budget[1] in ("still", "changing", "large change")
+    assert fourth.iterations <= max(quick.warm_max_iterations, quick.recover_iterations)
