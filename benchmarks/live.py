@@ -237,7 +237,7 @@ def cold_starts(
             engine = LiveEngine(cfg)
             if source == "other" and not directory.exists():
                 image = torch.from_numpy(other.image.astype(np.float32))
-                engine.refiner.pretrained_weights(image, PARAMS)
+                engine.refiner.pretrain(image, PARAMS)
                 engine = LiveEngine(cfg)  # a fresh engine: the weights come from disk
             first = engine.process(live_frame(movie[0], 0))
             seconds.append(first.compute_s)

@@ -55,6 +55,10 @@ class LiveConfig:
         (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
         :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
         ``"memory"`` or ``"off"``.  Pre-training always runs in full.
+    pretrain_top_up : pre-training iterations run on the new frame from cached
+        weights (pre-trained on another frame, perhaps another sample: weights
+        pre-trained on one texture start another poorly, benchmarks/live.py,
+        "cold start").
     cold_budget_s : wall-time cap of a cold start's fit after pre-training (or
         after loading cached pre-trained weights), s; the fit then goes on over
         the next frames with ``recover_iterations`` each (each capped the same
@@ -99,6 +103,7 @@ class LiveConfig:
 
     siprad: SipradConfig = field(default_factory=lambda: LIVE_SIPRAD)
     pretrained_cache: str = "disk"
+    pretrain_top_up: int = 50
     cold_budget_s: float | None = 2.5
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5

@@ -11,7 +11,9 @@ warm iterate is frame n's result moved with the sample: a weight set
 fitted for hundreds of iterations to one input does not map a new input (frame
 n+1's SITIE) to a good phase (benchmarks/live.py).  The warm iteration budget
 adapts to how much the frame changed (:func:`warm_budget`).
-A cold start (fresh network, pre-training, full budget) happens for the first
+A cold start (pre-trained weights from :mod:`lorentz_live.live.pretrained`,
+or pre-training on a cache miss, then a fit capped by ``cold_budget_s`` that
+the next frames continue with ``recover_iterations``) happens for the first
 frame, on request, when the microscope parameters or the image shape change to
 conditions not seen before (a return to one of the last 4 known conditions,
 e.g. a defocus set back, resumes their last state with ``recover_iterations``),
@@ -193,34 +195,59 @@ class SipradMethod:
         self._next_config: LiveConfig | None = None
 
     def _build(self, config: LiveConfig) -> None:
-        self._cold = SipradReconstructor(config.siprad, device=config.device)
-        # pre-training alone (no fit): what a cold start without cached weights runs first
-        only = config.siprad.replace(max_iterations=0, min_iterations=0)
-        self._pretrainer = SipradReconstructor(only, device=config.device)
+        siprad, device = config.siprad, config.device
+        # a cold start's fit from pre-trained weights: of this image (no more
+        # pre-training) or cached (``pretrain_top_up`` more on this image)
+        self._cold = SipradReconstructor(siprad.replace(pretrain_iterations=0), device=device)
+        top_up = siprad.replace(pretrain_iterations=config.pretrain_top_up)
+        self._cold_top_up = SipradReconstructor(top_up, device=device)
+        # pre-training alone (no fit): a cold start without cached weights runs it first
+        only = siprad.replace(max_iterations=0, min_iterations=0)
+        self._pretrainer = SipradReconstructor(only, device=device)
         self._warm: dict[int, SipradReconstructor] = {}
 
     def reconfigure(self, config: LiveConfig) -> None:
         """Use ``config`` from the next frame on (any thread); the warm state is kept."""
         self._next_config = config
 
-    def pretrained_weights(
-        self, image: torch.Tensor, params: MicroscopeParams
-    ) -> ModelState | None:
-        """Phase-DIP weights after pre-training for ``image``'s conditions:
-        cached, or pre-trained now on ``image`` (and cached); None with
-        ``pretrained_cache="off"`` (the cold start then pre-trains itself)."""
+    def cache_key(self, image: torch.Tensor, params: MicroscopeParams) -> str | None:
+        """The pre-trained weights' cache key for ``image``'s conditions (None: no cache)."""
         if self.config.pretrained_cache == "off" or self.config.siprad.amplitude == "learn":
             return None
         shape = (int(image.shape[0]), int(image.shape[1]))
-        key = pretrained_key(shape, params, self.config.siprad, self.config.device)
-        state = self.pretrained.get(key)
-        if state is None:
-            progress = self._progress().get("pretrain_progress")
-            run = self._pretrainer.reconstruct(image, params, pretrain_progress=progress)
-            state = run.pretrained
-            if state is not None:
-                self.pretrained.put(key, state)
+        return pretrained_key(shape, params, self.config.siprad, self.config.device)
+
+    def pretrain(self, image: torch.Tensor, params: MicroscopeParams) -> ModelState | None:
+        """Pre-train a fresh phase DIP on ``image`` [H, W] (``siprad.pretrain_iterations``)
+        and cache the weights under its conditions' key (unless the cache is off)."""
+        report = self._progress().get("pretrain_progress")
+        state = self._pretrainer.reconstruct(image, params, pretrain_progress=report).pretrained
+        key = self.cache_key(image, params)
+        if key is not None and state is not None:
+            self.pretrained.put(key, state)
         return state
+
+    def _cold_start(self, image: torch.Tensor, params: MicroscopeParams) -> SipradResult:
+        """Pre-trained weights (cached and topped up, or pre-trained on ``image``),
+        then the fit, capped by ``cold_budget_s``."""
+        key = self.cache_key(image, params)
+        cached = None if key is None else self.pretrained.get(key)
+        progress = self._progress()
+        if cached is None:
+            cached, reconstructor = self.pretrain(image, params), self._cold
+        else:
+            reconstructor = self._cold_top_up
+        result = reconstructor.reconstruct(
+            image,
+            params,
+            pretrained=cached,
+            **self._cold_deadline(time.perf_counter()),
+            **progress,
+        )
+        if key is not None and result.pretrained is not None and reconstructor is self._cold_top_up:
+            # the weights after this image's top-up start the next cold start
+            self.pretrained.put(key, result.pretrained)
+        return result
 
     def request_restart(self, reason: str) -> None:
         """Make the next frame start cold (any thread: it only sets a flag)."""
@@ -312,14 +339,7 @@ class SipradMethod:
             if reason is not None:
                 warm, result = False, None
         if result is None:
-            pretrained = self.pretrained_weights(image, frame.params)
-            result = self._cold.reconstruct(
-                image,
-                frame.params,
-                pretrained=pretrained,
-                **self._cold_deadline(time.perf_counter()),
-                **self._progress(),
-            )
+            result = self._cold_start(image, frame.params)
             self.cold_starts += 1
             self._restart_requested = None
         self._unfinished = result.stop_reason == "time budget" and (not warm or self._unfinished)

@@ -118,8 +118,7 @@ class SipradResult:
     loss : image MSE per main-loop iteration (mean-normalised units).
     iterations : main-loop iterations used.  stop_reason : why it stopped
         (``"max_iterations"``: the iteration cap was reached before convergence).
-    pretrain_iterations : pre-training iterations run (0 for a warm start or
-        when pre-trained weights were given).
+    pretrain_iterations : pre-training iterations run (0 for a warm start).
     pretrained : the phase DIP (weights and Adam state) right after pre-training,
         on a cold start (None on a warm one): what a later cold start under the
         same conditions may start from (``reconstruct(..., pretrained=)``).
@@ -364,10 +363,11 @@ class SipradReconstructor:
             iteration; ``pretrain_iterations`` in the result says how many ran).
         pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
             during pre-training.
-        pretrained : cold start only: phase-DIP weights and Adam state after a
-            pre-training (``SipradResult.pretrained`` of an earlier cold start);
-            the phase DIP's pre-training is then skipped (ignored with
-            ``amplitude="learn"``, whose second DIP needs its own).
+        pretrained : cold start only: phase-DIP weights and Adam state to start
+            from instead of a freshly initialised network
+            (``SipradResult.pretrained`` of an earlier cold start); pre-training
+            then runs ``pretrain_iterations`` more on this image (0: none).
+            Ignored with ``amplitude="learn"``.
 
         Returns
         -------
@@ -391,10 +391,7 @@ class SipradReconstructor:
         pretrain_count = 0
         after_pretraining = None
         if state is None:
-            if pretrained is None:
-                pretrain_count = self._pretrain(
-                    phase, amplitude, jitter, deadline, pretrain_progress
-                )
+            pretrain_count = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
             after_pretraining = phase.state()
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None

@@ -1,4 +1,4 @@
-"""Cold starts: pre-trained weights cached per (shape, microscope, settings); a capped fit continues."""
+"""Cold starts: pre-trained weights cached per (shape, microscope, settings); capped fits go on."""
 
 from __future__ import annotations
 
@@ -33,15 +33,17 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 class PretrainCounter:
-    """Counts pre-training runs of every SipradReconstructor."""
+    """Records the iterations of every pre-training (any SipradReconstructor) that ran."""
 
     def __init__(self, monkeypatch) -> None:
-        self.calls = 0
+        self.runs: list[int] = []
         original = SipradReconstructor._pretrain
 
         def counted(reconstructor, *args, **kwargs):
-            self.calls += 1
-            return original(reconstructor, *args, **kwargs)
+            done = original(reconstructor, *args, **kwargs)
+            if done:
+                self.runs.append(done)
+            return done
 
         monkeypatch.setattr(SipradReconstructor, "_pretrain", counted)
 
@@ -50,23 +52,28 @@ def test_second_cold_start_with_the_same_key_skips_pretraining(
     frames, quick, cache_dir, monkeypatch
 ) -> None:
     counter = PretrainCounter(monkeypatch)
-    first = LiveEngine(quick)
+    exact = dataclasses.replace(quick, pretrain_top_up=0)
+    first = LiveEngine(exact)
     result = first.process(as_frame(frames[0], 0))
-    assert counter.calls == 1
+    assert counter.runs == [quick.siprad.pretrain_iterations]
     assert (first.refiner.pretrained.hits, first.refiner.pretrained.misses) == (0, 1)
     assert len(list(cache_dir.glob("*.pt"))) == 1
     # a new engine (another session): the weights come from disk, no pre-training
-    second = LiveEngine(quick)
+    second = LiveEngine(exact)
     again = second.process(as_frame(frames[0], 0))
-    assert counter.calls == 1
+    assert counter.runs == [quick.siprad.pretrain_iterations]
     assert (second.refiner.pretrained.hits, second.refiner.pretrained.misses) == (1, 0)
     assert not again.warm and again.restart_reason == "first frame"
     # same weights, same input, same seeds: the same result as the pre-training run
     torch.testing.assert_close(again.phi_m, result.phi_m, atol=1e-5, rtol=0)
+    # with a top-up: only that many pre-training iterations, on the new frame
+    third = LiveEngine(dataclasses.replace(quick, pretrain_top_up=3))
+    assert not third.process(as_frame(frames[1], 1)).warm
+    assert counter.runs == [quick.siprad.pretrain_iterations, 3]
     # an operator restart in the same engine: a hit from memory
-    second.request_cold_restart()
-    assert not second.process(as_frame(frames[1], 1)).warm
-    assert counter.calls == 1 and second.refiner.pretrained.hits == 2
+    third.request_cold_restart()
+    assert not third.process(as_frame(frames[2], 2)).warm
+    assert counter.runs[-1] == 3 and third.refiner.pretrained.hits == 2
 
 
 def test_a_different_microscope_or_shape_is_a_miss(frames, quick, cache_dir, monkeypatch) -> None:
@@ -76,7 +83,7 @@ def test_a_different_microscope_or_shape_is_a_miss(frames, quick, cache_dir, mon
     other = PARAMS.replace(defocus_nm=-8.0e5)
     result = engine.process(as_frame(frames[1], 1, other))
     assert not result.warm and "defocus_nm" in result.restart_reason
-    assert counter.calls == 2
+    assert counter.runs == [quick.siprad.pretrain_iterations] * 2
     assert engine.refiner.pretrained.misses == 2
     assert len(list(cache_dir.glob("*.pt"))) == 2
     key = pretrained_key((64, 64), PARAMS, quick.siprad, "cpu")
@@ -108,7 +115,7 @@ def test_cache_off_writes_nothing_and_bad_setting_is_refused(
     engine.process(as_frame(frames[0], 0))
     engine.request_cold_restart()
     engine.process(as_frame(frames[1], 1))
-    assert counter.calls == 2
+    assert counter.runs == [quick.siprad.pretrain_iterations] * 2
     assert not list(cache_dir.glob("*.pt"))
     with pytest.raises(InputError, match="pretrained_cache"):
         LiveConfig(pretrained_cache="nowhere")
