@@ -189,31 +189,40 @@ def cold_starts(
 
     Options: pre-trained weights not cached (the cold start pre-trains), a
     cache miss (first start under these conditions: pre-training, then the
-    capped fit), a hit from the same sample (the previous row's weights, read
-    from disk), a hit from another sample (weights pre-trained on
-    :func:`other_sample`), each with the fit capped by ``cold_budget_s`` (the
-    default 2.5 s; later frames continue it) or unbounded.
+    capped fit), hits with weights pre-trained on the last frame of ``movie``
+    or on :func:`other_sample`, read from disk; fits capped by
+    ``cold_budget_s`` (the default 2.5 s; later frames continue them) or not.
     """
     budget = config.cold_budget_s
+    capped = f"fit capped at {budget:g} s"
     options = [
-        ("no cache, 200 pre-training, unbounded (previous default)", "off", 200, None, None),
-        ("no cache, 50 pre-training, unbounded", "off", 50, None, None),
-        (f"cache miss: 200 pre-training, fit capped at {budget:g} s", "disk", 200, budget, "miss"),
-        ("cache hit (same sample), unbounded", "disk", 200, None, "same"),
+        # label, cache, source of the cached weights, config changes
         (
-            f"cache hit (same sample), fit capped at {budget:g} s (default)",
-            "disk",
-            200,
-            budget,
-            "same",
+            "no cache: 200 pre-training, unbounded (previous default)",
+            "off",
+            None,
+            {"cold_budget_s": None},
         ),
-        ("cache hit (another sample), unbounded", "disk", 200, None, "other"),
+        (f"cache miss: 200 pre-training, {capped}", "disk", "miss", {}),
         (
-            f"cache hit (another sample), fit capped at {budget:g} s (default)",
+            f"cache hit (same sample, frame {len(movie) - 1}), {capped} (default)",
             "disk",
-            200,
-            budget,
+            "same",
+            {},
+        ),
+        ("cache hit (another sample), unbounded", "disk", "other", {"cold_budget_s": None}),
+        (f"cache hit (another sample), {capped} (default)", "disk", "other", {}),
+        (
+            f"cache hit (another sample), its Adam state carried, {capped}",
+            "disk",
             "other",
+            {"cached_learning_rate_scale": None},
+        ),
+        (
+            f"cache hit (another sample), 50 pre-training on the frame first, {capped}",
+            "disk",
+            "other",
+            {"pretrain_top_up": 50},
         ),
     ]
     other = other_sample(len(movie[0].image))
@@ -477,6 +486,14 @@ def end_to_end(size: int, frames: int, fps: float, config: LiveConfig) -> dict[s
     engine = LiveEngine(config)
     results: list[tuple[float, LiveResult]] = []
     engine.add_listener(lambda r: results.append((time.monotonic(), r)))
+    budgets: dict[str, int] = {}  # warm budget decisions (listeners run in SIPRAD's thread)
+
+    def count_budget(result: LiveResult) -> None:
+        if result.method == "siprad" and result.warm:
+            reason = engine.refiner.last_budget[1]  # type: ignore[attr-defined]
+            budgets[reason] = budgets.get(reason, 0) + 1
+
+    engine.add_listener(count_budget)
     runner = LiveRunner(engine, endpoint, idle_timeout_s=60.0, drain_timeout_s=120.0)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -505,6 +522,7 @@ def end_to_end(size: int, frames: int, fps: float, config: LiveConfig) -> dict[s
         "first_siprad_s": first.latency_s if first else float("nan"),
         "during_cold": len(during_cold),
         "warm_it": statistics.median([r.iterations for _, r in refined[1:]] or [0]),
+        "budgets": ", ".join(f"{k} {v}" for k, v in sorted(budgets.items())),
     }
 
 
@@ -572,10 +590,12 @@ def main() -> None:
         "",
         f"SIPRAD seeds {', '.join(map(str, COLD_SEEDS))} (network initialisation and input noise); "
         "seconds = the engine's compute time of frame 0 (cache look-up, pre-training if any, fit); "
-        "the cached weights are read from disk by a new engine.  Another sample: a lattice of "
-        "other seed, 140 nm spacing, 45 nm bubbles.  B of frame 3: after warm frames 1-3 (a capped "
-        "fit continues with up to `recover_iterations` per frame).  Part 1 above started with an "
-        "empty cache (a miss); the runs of part 4 hit it.",
+        "cached weights were pre-trained on another frame and are read from disk by a new engine; "
+        "a hit fits with a fresh Adam at `cached_learning_rate_scale` x the rate unless stated.  "
+        "Another sample: a lattice of other seed, 140 nm spacing, 45 nm bubbles.  B of frame 3: "
+        "after warm frames 1-3 (a capped fit continues with up to `recover_iterations` per frame).  "
+        "Part 1 above started with an empty cache (a miss); the runs of part 4 hit it (weights of "
+        "frame 0 of the same movie).",
         "",
         *cold_lines(cold),
         "",
@@ -618,14 +638,16 @@ def main() -> None:
         "`lorentz-bridge simulate` process -> `LiveRunner` in this process (instant Wiener-SITIE inline, SIPRAD "
         "in its own thread).  answered / refined = frames with a result of that method; latency = camera "
         "timestamp to instant result; refinement rate = SIPRAD results per second after the second one; "
-        "first SIPRAD = latency of the cold start's result; during cold = frames answered while it ran.",
+        "first SIPRAD = latency of the cold start's result (pre-trained weights cached by the parts above); "
+        "during cold = frames answered while it ran; warm budgets = `warm_budget` decisions of the refined frames.",
         "",
-        "| fps in | answered | within 0.2 s | instant p50 / p99 (ms) | refined | SIPRAD results/s | warm it | first SIPRAD (s) | during cold | dropped |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fps in | answered | within 0.2 s | instant p50 / p99 (ms) | refined | SIPRAD results/s | warm it | first SIPRAD (s) | during cold | dropped | warm budgets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {fps:g} | {e['answered']}/{e['sent']} | {100 * e['within_0.2']:.0f} % | "
             f"{1e3 * e['p50']:.1f} / {1e3 * e['p99']:.1f} | {e['refined']}/{e['sent']} | {e['refine_rate']:.2f} | "
-            f"{e['warm_it']:.0f} | {e['first_siprad_s']:.1f} | {e['during_cold']} | {e['dropped']} |"
+            f"{e['warm_it']:.0f} | {e['first_siprad_s']:.1f} | {e['during_cold']} | {e['dropped']} | "
+            f"{e['budgets']} |"
             for fps, e in e2e
         ],
     ]

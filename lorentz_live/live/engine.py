@@ -49,16 +49,22 @@ class LiveConfig:
     """Settings of the live loop.
 
     siprad : settings of a cold (full) SIPRAD reconstruction (default
-        :data:`LIVE_SIPRAD`; 50 instead of 200 pre-training iterations made the
-        cold start slower, not faster: benchmarks/live.py, "cold start").
+        :data:`LIVE_SIPRAD`).
     pretrained_cache : where pre-trained weights are kept between cold starts
         (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
         :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
         ``"memory"`` or ``"off"``.  Pre-training always runs in full.
-    pretrain_top_up : pre-training iterations run on the new frame from cached
-        weights (pre-trained on another frame, perhaps another sample: weights
-        pre-trained on one texture start another poorly, benchmarks/live.py,
+        The DIP's pre-training memorises its frame rather than learning an
+        identity map: cached weights map another frame's input to noise, and
+        their fit needs about 100 iterations to come within 0.01-0.05 in B of a
+        full cold start, still better than a fresh network (benchmarks/live.py,
         "cold start").
+    cached_learning_rate_scale : a cold start from cached weights fits with a
+        fresh Adam at this x ``siprad.learning_rate`` (the cached Adam state is
+        that of pre-training on another input); ``None``: the cached Adam state
+        as it is.
+    pretrain_top_up : pre-training iterations run on the new frame from cached
+        weights before the fit (0: none).
     cold_budget_s : wall-time cap of a cold start's fit after pre-training (or
         after loading cached pre-trained weights), s; the fit then goes on over
         the next frames with ``recover_iterations`` each (each capped the same
@@ -68,17 +74,18 @@ class LiveConfig:
         about 3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").
     warm_max_iterations : iteration cap of a warm frame of a changing sample.
     warm_min_iterations : iterations a warm frame runs before it may stop.
-    carry_optimiser : carry Adam's moments (and step count) from frame to frame
-        as well as the weights (default).  ``False``: a fresh Adam at
-        ``warm_learning_rate_scale`` x the cold rate on every warm frame.  On the
-        64 px test movie (5 frames, noise 0.5, seeds 0-3) carrying gave a mean B
-        correlation gain over plain SITIE of +0.023..+0.029 per seed, the fresh
-        Adam -0.012..-0.077 (the movie and settings of tests/live/test_engine.py,
-        which asserts the carried gain); 128 px rows of both: docs/benchmarks.md,
-        "Live loop".
-    warm_learning_rate_scale : Adam step of a fresh-Adam warm frame relative to
-        ``siprad.learning_rate`` (2: a fresh Adam restarts its step size small);
-        unused when the optimiser is carried (its rate is the cold one).
+    carry_optimiser : carry Adam's moments and step count from frame to frame
+        as well as the weights, at the rate ``siprad.learning_rate`` (default).
+        ``False``: a fresh Adam at ``warm_learning_rate_scale`` x that rate on
+        every warm frame.  A fresh Adam's first update moves every weight by
+        about its rate whatever the gradient (m / sqrt(v) = sign(g) on step 1);
+        at 2x the rate that throws the fitted DIP off (B correlation of a warm
+        frame ~0.1 after two updates), while the carried second moments, which
+        remember the larger gradients of the fit so far, keep the steps about
+        100x smaller (docs/benchmarks.md, "Live loop": first-update table and
+        the rows of both policies).
+    warm_learning_rate_scale : Adam rate of a fresh-Adam warm frame relative to
+        ``siprad.learning_rate``; unused when the optimiser is carried.
     adaptive : adapt the warm budget to the frame change
         (:func:`lorentz_live.live.methods.warm_budget`): half the cap on a still
         sample, ``recover_iterations`` after a gap of more than ``max_gap``
@@ -103,7 +110,8 @@ class LiveConfig:
 
     siprad: SipradConfig = field(default_factory=lambda: LIVE_SIPRAD)
     pretrained_cache: str = "disk"
-    pretrain_top_up: int = 50
+    cached_learning_rate_scale: float | None = 0.5
+    pretrain_top_up: int = 0
     cold_budget_s: float | None = 2.5
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5

@@ -200,6 +200,9 @@ class SipradMethod:
         # pre-training) or cached (``pretrain_top_up`` more on this image)
         self._cold = SipradReconstructor(siprad.replace(pretrain_iterations=0), device=device)
         top_up = siprad.replace(pretrain_iterations=config.pretrain_top_up)
+        if config.cached_learning_rate_scale is not None:
+            rate = siprad.learning_rate * config.cached_learning_rate_scale
+            top_up = top_up.replace(learning_rate=rate)
         self._cold_top_up = SipradReconstructor(top_up, device=device)
         # pre-training alone (no fit): a cold start without cached weights runs it first
         only = siprad.replace(max_iterations=0, min_iterations=0)
@@ -237,6 +240,8 @@ class SipradMethod:
             cached, reconstructor = self.pretrain(image, params), self._cold
         else:
             reconstructor = self._cold_top_up
+            if self.config.cached_learning_rate_scale is not None:
+                cached = dataclasses.replace(cached, optimiser=None)  # a fresh Adam
         result = reconstructor.reconstruct(
             image,
             params,
@@ -244,7 +249,8 @@ class SipradMethod:
             **self._cold_deadline(time.perf_counter()),
             **progress,
         )
-        if key is not None and result.pretrained is not None and reconstructor is self._cold_top_up:
+        topped_up = reconstructor is self._cold_top_up and self.config.pretrain_top_up > 0
+        if key is not None and result.pretrained is not None and topped_up:
             # the weights after this image's top-up start the next cold start
             self.pretrained.put(key, result.pretrained)
         return result
@@ -290,10 +296,12 @@ class SipradMethod:
                 state.output_shift_px[1] + drift_px[1],
             )
             state = dataclasses.replace(state, output_shift_px=total)
-        if self.config.carry_optimiser:
-            return state
-        rate = self.config.siprad.learning_rate * self.config.warm_learning_rate_scale
+        rate = self.config.siprad.learning_rate
+        if not self.config.carry_optimiser:
+            rate *= self.config.warm_learning_rate_scale
         groups = [dict(group, lr=rate) for group in state.optimiser["param_groups"]]
+        if self.config.carry_optimiser:  # moments and step count kept, at the configured rate
+            return dataclasses.replace(state, optimiser=dict(state.optimiser, param_groups=groups))
         return dataclasses.replace(state, optimiser={"state": {}, "param_groups": groups})
 
     def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:

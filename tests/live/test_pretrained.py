@@ -52,7 +52,8 @@ def test_second_cold_start_with_the_same_key_skips_pretraining(
     frames, quick, cache_dir, monkeypatch
 ) -> None:
     counter = PretrainCounter(monkeypatch)
-    exact = dataclasses.replace(quick, pretrain_top_up=0)
+    # the cached Adam state kept: exactly the miss's fit
+    exact = dataclasses.replace(quick, pretrain_top_up=0, cached_learning_rate_scale=None)
     first = LiveEngine(exact)
     result = first.process(as_frame(frames[0], 0))
     assert counter.runs == [quick.siprad.pretrain_iterations]
@@ -66,10 +67,23 @@ def test_second_cold_start_with_the_same_key_skips_pretraining(
     assert not again.warm and again.restart_reason == "first frame"
     # same weights, same input, same seeds: the same result as the pre-training run
     torch.testing.assert_close(again.phi_m, result.phi_m, atol=1e-5, rtol=0)
-    # with a top-up: only that many pre-training iterations, on the new frame
-    third = LiveEngine(dataclasses.replace(quick, pretrain_top_up=3))
-    assert not third.process(as_frame(frames[1], 1)).warm
+    # with a top-up: only that many pre-training iterations, on the new frame,
+    # and the fit with a fresh Adam at the scaled rate
+    config = dataclasses.replace(quick, pretrain_top_up=3, cached_learning_rate_scale=0.5)
+    third = LiveEngine(config)
+    cold = third.process(as_frame(frames[1], 1))
+    assert not cold.warm
     assert counter.runs == [quick.siprad.pretrain_iterations, 3]
+    adam = third.refiner.state.optimiser
+    assert {group["lr"] for group in adam["param_groups"]} == {0.5 * quick.siprad.learning_rate}
+    assert {float(s["step"]) for s in adam["state"].values()} == {3.0 + cold.iterations}
+    # the carried policy: the next warm frame keeps the moments, at the configured rate
+    warm = third.process(as_frame(frames[2], 2))
+    assert warm.warm
+    adam = third.refiner.state.optimiser
+    assert {group["lr"] for group in adam["param_groups"]} == {quick.siprad.learning_rate}
+    steps = {float(s["step"]) for s in adam["state"].values()}
+    assert steps == {3.0 + cold.iterations + warm.iterations}
     # an operator restart in the same engine: a hit from memory
     third.request_cold_restart()
     assert not third.process(as_frame(frames[2], 2)).warm
