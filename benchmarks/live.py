@@ -111,7 +111,7 @@ def per_frame(movie: list[SimulatedFrame], config: LiveConfig) -> tuple[dict, di
         amortised.train_pending()
         result = carried.process(live)
         if fresh is None:  # the same cold start for both policies
-            fresh = fork(carried, carry_optimiser=False)
+            fresh = fork(carried, carry_optimiser=False, warm_learning_rate_scale=2.0)
             other = result
         else:
             other = fresh.process(live)

@@ -85,7 +85,10 @@ class LiveConfig:
         100x smaller (docs/benchmarks.md, "Live loop": first-update table and
         the rows of both policies).
     warm_learning_rate_scale : Adam rate of a fresh-Adam warm frame relative to
-        ``siprad.learning_rate``; unused when the optimiser is carried.
+        ``siprad.learning_rate`` (0.05: small enough that the first updates do
+        not throw the DIP off; the issue-scenario rows of docs/benchmarks.md
+        compare it with 2x and the carried Adam); unused when the optimiser is
+        carried.
     adaptive : adapt the warm budget to the frame change
         (:func:`lorentz_live.live.methods.warm_budget`): half the cap on a still
         sample, ``recover_iterations`` after a gap of more than ``max_gap``
@@ -116,7 +119,7 @@ class LiveConfig:
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
     carry_optimiser: bool = True
-    warm_learning_rate_scale: float = 2.0
+    warm_learning_rate_scale: float = 0.05
     adaptive: bool = True
     still_ratio: float = 1.15
     large_change_ratio: float = 2.0
