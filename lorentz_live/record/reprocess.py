@@ -58,8 +58,12 @@ def reconstruct_chunk(
 
     torch.set_num_threads(threads)
     frames = SessionFrames(Path(session))
-    # offline: no wall-time caps, so the numbers do not depend on the machine's speed
-    engine = LiveEngine(dataclasses.replace(config, cold_budget_s=None, time_budget_s=None))
+    # offline: no wall-time caps and no pre-trained weights from earlier runs, so
+    # the numbers depend neither on the machine's speed nor on what ran before
+    offline = dataclasses.replace(
+        config, cold_budget_s=None, time_budget_s=None, pretrained_cache="memory"
+    )
+    engine = LiveEngine(offline)
     done: ChunkResult = []
     try:
         for index in range(start, stop):
