@@ -228,26 +228,21 @@ def cold_starts(
     other = other_sample(len(movie[0].image))
     saved = os.environ["LORENTZ_LIVE_CACHE"]
     rows = []
-    for label, cache, pretrain, cap, source in options:
+    sources = {"same": movie[-1], "other": other}
+    for label, cache, source, changes in options:
         seconds, scores, later = [], [], []
         for seed in COLD_SEEDS:
             cfg = dataclasses.replace(
-                config,
-                siprad=config.siprad.replace(pretrain_iterations=pretrain, seed=seed),
-                pretrained_cache=cache,
-                cold_budget_s=cap,
+                config, siprad=config.siprad.replace(seed=seed), pretrained_cache=cache, **changes
             )
             directory = cache_root / f"{source}-{seed}"
             if source == "miss":
                 shutil.rmtree(directory, ignore_errors=True)
-            os.environ["LORENTZ_LIVE_CACHE"] = str(
-                directory if source != "same" else cache_root / f"miss-{seed}"
-            )
-            engine = LiveEngine(cfg)
-            if source == "other" and not directory.exists():
-                image = torch.from_numpy(other.image.astype(np.float32))
-                engine.refiner.pretrain(image, PARAMS)
-                engine = LiveEngine(cfg)  # a fresh engine: the weights come from disk
+            os.environ["LORENTZ_LIVE_CACHE"] = str(directory)
+            if source in sources and not directory.exists():
+                image = torch.from_numpy(sources[source].image.astype(np.float32))
+                LiveEngine(cfg).refiner.pretrain(image, PARAMS)
+            engine = LiveEngine(cfg)  # a new engine: cached weights come from disk
             first = engine.process(live_frame(movie[0], 0))
             seconds.append(first.compute_s)
             scores.append(score(first.phi_m, movie[0]))

@@ -66,9 +66,9 @@ class LiveConfig:
     pretrain_top_up : pre-training iterations run on the new frame from cached
         weights before the fit (0: none).
     cold_budget_s : wall-time cap of a cold start's fit after pre-training (or
-        after loading cached pre-trained weights), s; the fit then goes on over
-        the next frames with ``recover_iterations`` each (each capped the same
-        way) until one ends on its own, so a cold start publishes a first result
+        after loading cached pre-trained weights), s; the next frame then
+        continues the fit with ``recover_iterations`` (capped by
+        ``time_budget_s`` only), so a cold start publishes a first result
         early and keeps refining.  ``None``: the fit runs to its stop rule.
         Default 2.5 s: with cached weights the first SIPRAD result comes within
         about 3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").

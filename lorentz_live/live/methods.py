@@ -335,7 +335,6 @@ class SipradMethod:
                 self.last_budget = (self.config.recover_iterations, "resumed")
             elif self._unfinished:
                 self.last_budget = (self.config.recover_iterations, "cold start continued")
-                deadline = self._cold_deadline(start)
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
                 image,
@@ -350,7 +349,7 @@ class SipradMethod:
             result = self._cold_start(image, frame.params)
             self.cold_starts += 1
             self._restart_requested = None
-        self._unfinished = result.stop_reason == "time budget" and (not warm or self._unfinished)
+        self._unfinished = result.stop_reason == "time budget" and not warm
         self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq
