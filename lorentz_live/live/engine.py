@@ -54,11 +54,12 @@ class LiveConfig:
         (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
         :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
         ``"memory"`` or ``"off"``.  Pre-training always runs in full.
-        The DIP's pre-training memorises its frame rather than learning an
-        identity map: cached weights map another frame's input to noise, and
-        their fit needs about 100 iterations to come within 0.01-0.05 in B of a
-        full cold start, still better than a fresh network (benchmarks/live.py,
-        "cold start").
+        The DIP's pre-training fits its own frame rather than learning an
+        identity map, so weights cached from another frame or sample start the
+        fit far from the answer: run to its stop rule it reaches the accuracy of
+        a full cold start in about a quarter of the time, but a first result
+        cut at ``cold_budget_s`` is below it (docs/benchmarks.md, "Live loop",
+        cold start).
     cached_learning_rate_scale : a cold start from cached weights fits with a
         fresh Adam at this x ``siprad.learning_rate`` (the cached Adam state is
         that of pre-training on another input); ``None``: the cached Adam state

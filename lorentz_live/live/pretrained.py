@@ -1,12 +1,12 @@
 """Pre-trained SIPRAD weights kept per (image shape, microscope, settings).
 
 A SIPRAD cold start first fits the DIP to reproduce its own input (the
-frame's Wiener-SITIE phase in units of its std): an identity-like map that
-hardly depends on the texture (benchmarks/live.py, "cold start": weights
-pre-trained on one sample start another as well as its own pre-training).  The
-live loop therefore pre-trains once per key and keeps the weights (and Adam's
-state) in memory and on disk, so a later cold start, in this session or the
-next, skips pre-training.
+frame's Wiener-SITIE phase in units of its std).  The live loop pre-trains
+once per key and keeps the weights (and Adam's state) in memory and on disk,
+so a later cold start, in this session or the next, skips pre-training.  The
+pre-trained DIP fits its own frame rather than being a general identity map:
+from another frame's weights the fit starts farther from the answer
+(docs/benchmarks.md, "Live loop", cold start).
 
 Key: a hash of the image shape, every :class:`MicroscopeParams` field, the
 settings that shape the pre-training (network, iterations, rate, input noise,
