@@ -240,7 +240,7 @@ def microscope_change(seed: int, at: int = 20, after: int = 10) -> dict[str, flo
     methods = {
         "sitie": SitieMethod(),
         "mean": SitieMethod(average=LiveConfig().instant_average),
-        "keep": AmortisedMethod(AmortisedConfig(seed=seed), background=False),
+        "keep": AmortisedMethod(AmortisedConfig(seed=seed, keep_weights=True), background=False),
         "reset": AmortisedMethod(AmortisedConfig(seed=seed, keep_weights=False), background=False),
     }
     scores: dict[str, list[float]] = {key: [] for key in methods}
