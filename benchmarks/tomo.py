@@ -148,7 +148,7 @@ def _report(rows: list[dict], bz_rows: list[dict], ideal: dict, timings: dict, a
         f"B_z by `{DEFAULT_BZ_METHOD}` in both.  *beats*: samples where MagNet beats VFET "
         f"(paper), VFET.  *MagNet+refine*: {args.refine_iterations} data-consistency steps "
         "after MagNet (CGLS on the phase misfit, div B = 0 kept), the default path of "
-        "`lorentz-live tomo` and `run --tomo-out`, on the first "
+        "`lorentz-live tomo` (not of `run --tomo-out`: see `tomo.collect`), on the first "
         f"{rows[0]['refined_count']} test samples (the 11 classes cycle through the split; "
         "*sub* = that subset; *beats* = samples where it beats VFET (paper)).  "
         "The paper's figures are for its own library at 100³ voxels, ours at "
