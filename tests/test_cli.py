@@ -163,7 +163,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, change: dict, message
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--absorption-length", "-5"), ("--mean-inner-potential", "nan")]
+    ("flag", "value"),
+    [
+        ("--absorption-length", "-5"),
+        ("--mean-inner-potential", "nan"),
+        ("--island-thickness", "-10"),
+        ("--island-thickness", "inf"),
+    ],
 )
 def test_bad_material_exits_2(workdir, capsys, flag: str, value: str) -> None:
     np.save(workdir / "image.npy", np.ones((32, 32), np.float32))

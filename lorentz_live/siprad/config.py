@@ -9,8 +9,9 @@ from typing import Any
 from lorentz_live.errors import InputError
 from lorentz_live.physics import Material
 from lorentz_live.siprad.network import NetworkConfig
+from lorentz_live.siprad.thickness import check_island_thickness, check_material
 
-AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude")
+AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude", "thickness")
 STOP_RULES = ("discrepancy", "plateau", "none")
 BOUNDARIES = ("pad", "periodic")
 SMOOTHING_MODES = ("none", "resolution", "fixed")
@@ -59,14 +60,22 @@ class SipradConfig:
     loss_weighting : ``"none"`` (pixel MSE) or ``"wiener"`` (MSE weighted in
         frequency by the Wiener gain).
     amplitude : ``"none"`` (uniform), ``"threshold"`` (fixed dual-valued map from
-        the image), ``"learn"`` (a second DIP, paper Methods) or ``"exclude"``
+        the image), ``"learn"`` (a second DIP, paper Methods), ``"thickness"`` (one
+        thickness map from the low-passed image sets both a and phi_e:
+        :mod:`lorentz_live.siprad.thickness`) or ``"exclude"``
         (uniform amplitude; the thresholded contaminants, widened by
         ``exclude_margin`` Fresnel lengths sqrt(lambda |dz|), are left out of the
         misfit and the DIP fills phi_m in under them).
     exclude_margin : ``"exclude"``: widening of the mask, in Fresnel lengths.
     threshold : amplitude threshold in units of the mean intensity (None = 3/4 of
         the mode).
-    material : contaminant constants that turn an amplitude into phi_e.
+    material : constants of what varies in thickness (mean inner potential V0 in V,
+        absorption length xi0 in nm): they turn a thickness into a and phi_e.
+    island_thickness_nm : ``"thickness"`` mode: the sample is islands of this
+        thickness (nm) in vacuum (a patterned film): the thickness map is 0 or this.
+        ``None``: a continuous map (contamination on a film).
+    refine_thickness : ``"thickness"`` mode: optimise a smooth correction of the
+        estimated thickness with phi_m (else held fixed).
     amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
     dual_value_every : ``"learn"`` mode: project the amplitude on two values this often.
     seed : seeds the network initialisation and the input noise.
@@ -94,6 +103,8 @@ class SipradConfig:
     threshold: float | None = None
     exclude_margin: float = 1.0
     material: Material = field(default_factory=Material)
+    island_thickness_nm: float | None = None
+    refine_thickness: bool = True
     amplitude_network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
     )
@@ -116,6 +127,8 @@ class SipradConfig:
             raise InputError("iteration counts must be >= 0")
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_material(self.material)
+        check_island_thickness(self.island_thickness_nm)
         if not self.smoothing_sigma_px >= 0:
             raise InputError(f"smoothing_sigma_px must be >= 0, got {self.smoothing_sigma_px!r}")
 

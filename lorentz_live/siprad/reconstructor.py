@@ -61,6 +61,7 @@ from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.problem import ForwardProblem, TransferCache
 from lorentz_live.siprad.scale import fit_scale
 from lorentz_live.siprad.stopping import AnyOf, Deadline, StopRule, stop_rule
+from lorentz_live.siprad.thickness import ThicknessAmplitude, thickness_model
 
 #: progress(iteration, max_iterations, loss); called once per main-loop iteration.
 ProgressCallback = Callable[[int, int, float], None]
@@ -70,7 +71,7 @@ ObserveCallback = Callable[[int, torch.Tensor], None]
 AMPLITUDE_SEED_OFFSET = 7919
 NOISE_SEED_OFFSET = 1
 
-Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude
+Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude | ThicknessAmplitude
 
 
 @dataclass
@@ -266,10 +267,17 @@ class SipradReconstructor:
         return sitie_phase(source, params)
 
     def _amplitude(
-        self, image: torch.Tensor, params: MicroscopeParams, problem: ForwardProblem, state
+        self,
+        image: torch.Tensor,
+        params: MicroscopeParams,
+        problem: ForwardProblem,
+        state,
+        thickness_nm: torch.Tensor | None = None,
     ) -> tuple[Amplitude, torch.Tensor | None]:
-        """The amplitude model of ``config.amplitude`` and the contaminant mask (or None)."""
+        """The amplitude model (``config.amplitude``, or a known thickness) and mask (or None)."""
         cfg = self.config
+        if cfg.amplitude == "thickness" or thickness_nm is not None:
+            return thickness_model(image, params, problem, cfg, thickness_nm), None
         if cfg.amplitude == "none":
             return UniformAmplitude(), None
         amp_map = threshold_amplitude(image, cfg.material, params.kv, threshold=cfg.threshold)
@@ -330,6 +338,7 @@ class SipradReconstructor:
         observe_every: int = 50,
         deadline: float | None = None,
         pretrain_progress: ProgressCallback | None = None,
+        thickness_nm: Any = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -349,6 +358,9 @@ class SipradReconstructor:
             iteration; ``pretrain_iterations`` in the result says how many ran).
         pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
             during pre-training.
+        thickness_nm : a known excess-thickness map (nm) [H, W]: amplitude and phi_e
+            then follow from it and ``config.material`` (held fixed; overrides
+            ``config.amplitude``).
 
         Returns
         -------
@@ -363,13 +375,20 @@ class SipradReconstructor:
         problem = ForwardProblem.build(
             (image.shape[0], image.shape[1]), params, cfg.boundary, cfg.pad_fraction, self.transfer
         )
-        amplitude, mask = self._amplitude(image, params, problem, state)
-        sitie = self._sitie_input(image, params, noise, mask)
+        amplitude, mask = self._amplitude(image, params, problem, state, thickness_nm)
+        source = image
+        if isinstance(amplitude, ThicknessAmplitude):
+            source = amplitude.magnetic_source(image, problem)
+        sitie = self._sitie_input(source, params, noise, mask)
         phase = self._phase_model(sitie, problem, state)
         jitter = InputNoise(cfg.input_noise, cfg.seed + NOISE_SEED_OFFSET, self.device)
         pretrained = 0
         if state is None:
             pretrained = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
+        if isinstance(amplitude, ThicknessAmplitude) and thickness_nm is None:
+            with torch.no_grad():
+                phi_start = phase.phase(None)
+            amplitude.fit(problem, phi_start, image, deadline=deadline)
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
         valid = None
