@@ -371,10 +371,13 @@ def amplitude_case(name: str, config: SipradConfig, seed: int) -> dict[str, dict
     return out
 
 
-def run_amplitude(config: SipradConfig, seeds: int) -> dict[str, list[dict]]:
-    """Both amplitude cases over ``seeds`` seeds (per-seed results)."""
+def run_amplitude(
+    config: SipradConfig, seeds: int, cases: list[str] | None = None
+) -> dict[str, list[dict]]:
+    """The amplitude cases (default both) over ``seeds`` seeds (per-seed results)."""
     return {
-        name: [amplitude_case(name, config, s) for s in range(seeds)] for name in AMPLITUDE_CASES
+        name: [amplitude_case(name, config, s) for s in range(seeds)]
+        for name in cases or AMPLITUDE_CASES
     }
 
 

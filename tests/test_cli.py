@@ -295,3 +295,15 @@ def test_siprad_round_trip_writes_fit_loss_and_amplitude(workdir, capsys) -> Non
     assert 1 <= result["loss"].size <= 30
     assert np.isfinite(result["phi_m"]).all()
     assert "siprad:" in capsys.readouterr().out  # piped: a summary line, no progress bar
+
+
+def test_amplitude_help_quotes_the_measured_figures() -> None:
+    from lorentz_live.cli import amplitude_help
+    from lorentz_live.measured import AMPLITUDE
+
+    text = " ".join(amplitude_help().split())
+    for figures in AMPLITUDE.values():
+        for phase, b in figures.values():
+            assert f"{phase:.2f} / {b:.2f}" in text
+        modes = {k: v for k, v in figures.items() if k not in ("sitie", "tuned") and "true" not in k}
+        assert f"Recommended: {max(modes, key=lambda k: modes[k][0])}" in text

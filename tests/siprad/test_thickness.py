@@ -93,9 +93,10 @@ def test_thickness_mode_beats_threshold_on_contamination(seed: int) -> None:
             image, PARAMS
         )
         scores[mode] = phase_and_b_accuracy(result.phi_m, phase_m, PIXEL_NM)
-    print(seed, scores)
-    assert scores["thickness"][0] > scores["threshold"][0] + 0.1
-    assert scores["thickness"][1] > scores["threshold"][1] + 0.1
+    # measured over seeds 0-2 (phase, B): thickness 0.67-0.82, 0.76-0.80;
+    # threshold -0.37..-0.06, -0.20..-0.04
+    assert scores["thickness"][0] > max(0.5, scores["threshold"][0] + 0.4)
+    assert scores["thickness"][1] > max(0.6, scores["threshold"][1] + 0.4)
 
 
 @pytest.mark.parametrize(
