@@ -344,7 +344,6 @@ AMPLITUDE_VARIANTS: dict[str, list[tuple[str, dict, bool]]] = {
         ("true thickness (oracle)", {}, True),
     ],
     "patterned": [
-        ("none", {"amplitude": "none"}, False),
         ("threshold", {"amplitude": "threshold"}, False),
         ("thickness --island-thickness 10", ISLANDS, False),
         ("true thickness (oracle)", {}, True),
@@ -372,12 +371,11 @@ def amplitude_case(name: str, config: SipradConfig, seed: int) -> dict[str, dict
 
 
 def run_amplitude(
-    config: SipradConfig, seeds: int, cases: list[str] | None = None
+    config: SipradConfig, seeds: list[int], cases: list[str] | None = None
 ) -> dict[str, list[dict]]:
-    """The amplitude cases (default both) over ``seeds`` seeds (per-seed results)."""
+    """The amplitude cases (default both) for each seed (per-seed results)."""
     return {
-        name: [amplitude_case(name, config, s) for s in range(seeds)]
-        for name in cases or AMPLITUDE_CASES
+        name: [amplitude_case(name, config, s) for s in seeds] for name in cases or AMPLITUDE_CASES
     }
 
 
@@ -698,7 +696,11 @@ def main(argv: list[str] | None = None) -> None:
         help="run one part and --save it (no docs)",
     )
     parser.add_argument(
-        "--amplitude-seeds", type=int, default=3, help="seeds of the amplitude cases"
+        "--amplitude-seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="seeds of the amplitude cases (parts for different seeds merge with --load)",
     )
     parser.add_argument(
         "--amplitude-cases",
@@ -711,6 +713,8 @@ def main(argv: list[str] | None = None) -> None:
         "--load", type=Path, nargs="+", help="write the docs from saved parts (runs nothing)"
     )
     args = parser.parse_args(argv)
+    if args.load and args.only == "amplitude" and args.save is None:
+        parser.error("--load with --only amplitude merges saved amplitude parts: give --save")
     torch.set_num_threads(args.threads)
     command = "python benchmarks/accuracy.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
@@ -725,7 +729,8 @@ def main(argv: list[str] | None = None) -> None:
             parts["rows"] += part.get("rows", [])
             parts["seconds"] += part["seconds"]
             parts |= {k: v for k, v in part.items() if k in ("special", "grid")}
-            parts["amplitude"] = parts.get("amplitude", {}) | part.get("amplitude", {})
+            for name, runs in part.get("amplitude", {}).items():
+                parts.setdefault("amplitude", {}).setdefault(name, []).extend(runs)
     else:
         if args.only in (None, "grid"):
             parts["grid"] = {"cells": args.cells, "seeds": args.seeds, "seed": args.grid_seed}
@@ -743,6 +748,8 @@ def main(argv: list[str] | None = None) -> None:
             parts["amplitude"] = run_amplitude(config, args.amplitude_seeds, args.amplitude_cases)
             write_measured(parts["amplitude"], command.strip())
         parts["seconds"] = time.perf_counter() - t0
+    if args.load and args.only == "amplitude":  # merge per-seed parts, quote them in the CLI
+        write_measured(parts["amplitude"], " and ".join(parts["commands"][1:]))
     if args.only:
         if args.save:
             args.save.write_text(json.dumps(parts))

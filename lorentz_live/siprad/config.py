@@ -74,8 +74,6 @@ class SipradConfig:
     island_thickness_nm : ``"thickness"`` mode: the sample is islands of this
         thickness (nm) in vacuum (a patterned film): the thickness map is 0 or this.
         ``None``: a continuous map (contamination on a film).
-    refine_thickness : ``"thickness"`` mode: optimise a smooth correction of the
-        estimated thickness with phi_m (else held fixed).
     amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
     dual_value_every : ``"learn"`` mode: project the amplitude on two values this often.
     seed : seeds the network initialisation and the input noise.
@@ -104,7 +102,6 @@ class SipradConfig:
     exclude_margin: float = 1.0
     material: Material = field(default_factory=Material)
     island_thickness_nm: float | None = None
-    refine_thickness: bool = True
     amplitude_network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
     )
