@@ -537,7 +537,8 @@ lattice, >= 0.8 on the patterned islands.
   (MuMax3, github Art-MC/PyLorentz SimLTEM/example_mumax.ovf; 10 nm islands in
   vacuum, 4 nm cells), Ms 8e5 A/m, amplitude and phi_e of the islands from the
   default material (V0 10 V, xi0 100 nm), whole field imaged at -1 mm with 30 %
-  Gaussian noise, central {crop} px reconstructed (not periodic).
+  Gaussian noise, central {crop} px reconstructed (not periodic); SIPRAD with
+  uniform amplitude (`none`) is left out here to save run time.
 """
 
 
