@@ -28,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -596,7 +597,8 @@ def write_measured(amplitude: dict, command: str) -> None:
             figures = old["AMPLITUDE"] | figures
     MEASURED.write_text(
         '"""Figures measured by benchmarks/accuracy.py (written by it; do not edit).\n\n'
-        f"Command: {command}\n"
+        + "\n".join(textwrap.wrap(f"Command: {command}", 88, break_on_hyphens=False))
+        + "\n"
         '"""\n\n'
         "#: Mean (phase, B) correlation per case and method over AMPLITUDE_SEEDS seeds.\n"
         f"AMPLITUDE = {figures!r}\n"

@@ -69,16 +69,17 @@ def amplitude_help() -> str:
         siprad = {
             k: v for k, v in figures.items() if k not in ("sitie", "tuned") and "true" not in k
         }
-        best = max(siprad, key=lambda k: siprad[k][0])
+        best = max(siprad, key=lambda k: siprad[k][0] + siprad[k][1])
         oracle = next((v for k, v in figures.items() if "true" in k), None)
-        listed = ", ".join(f"{k} {p:.2f} / {b:.2f}" for k, (p, b) in siprad.items())
+        listed = ", ".join(f"{k}: {p:.2f} / {b:.2f}" for k, (p, b) in siprad.items())
         target = AMPLITUDE_TARGETS.get(case)
         met = target is not None and siprad[best][0] >= target
         text.append(
-            f"{AMPLITUDE_CASE_NAMES.get(case, case)}: {listed}; hand-tuned SITIE "
+            f"{AMPLITUDE_CASE_NAMES.get(case, case)}: {listed}; plain SITIE "
+            f"{figures['sitie'][0]:.2f} / {figures['sitie'][1]:.2f}, hand-tuned SITIE "
             f"{figures['tuned'][0]:.2f} / {figures['tuned'][1]:.2f}"
             + (f"; with the true thickness {oracle[0]:.2f} / {oracle[1]:.2f}" if oracle else "")
-            + f". Recommended: {best}"
+            + f". Recommended (best mean of phase and B): {best}"
             + (
                 ""
                 if target is None

@@ -307,7 +307,8 @@ def test_amplitude_help_quotes_the_measured_figures() -> None:
             assert f"{phase:.2f} / {b:.2f}" in text
         modes = {k: v for k, v in figures.items() if k not in ("sitie", "tuned")}
         modes = {k: v for k, v in modes.items() if "true" not in k}
-        assert f"Recommended: {max(modes, key=lambda k: modes[k][0])}" in text
+        best = max(modes, key=lambda k: modes[k][0] + modes[k][1])
+        assert f"Recommended (best mean of phase and B): {best}" in text
 
 
 def test_sample_flags_reach_the_siprad_config() -> None:
