@@ -10,6 +10,7 @@ from lorentz_live.siprad.amplitude import (
     threshold_amplitude,
 )
 from lorentz_live.siprad.config import SipradConfig
+from lorentz_live.siprad.models import ModelState
 from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig, parameter_count
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.reconstructor import (
@@ -20,7 +21,14 @@ from lorentz_live.siprad.reconstructor import (
     reconstruct,
     validate_image,
 )
-from lorentz_live.siprad.stopping import AnyOf, Deadline, Discrepancy, Plateau, StopRule
+from lorentz_live.siprad.stopping import (
+    AnyOf,
+    Deadline,
+    Discrepancy,
+    HeldOut,
+    Plateau,
+    StopRule,
+)
 
 __all__ = [
     "AmplitudeMap",
@@ -28,6 +36,8 @@ __all__ = [
     "Deadline",
     "DeepImagePrior",
     "Discrepancy",
+    "HeldOut",
+    "ModelState",
     "NetworkConfig",
     "NoiseEstimate",
     "Plateau",

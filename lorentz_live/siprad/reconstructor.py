@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -55,12 +55,13 @@ from lorentz_live.siprad.models import (
     ModelState,
     PhaseModel,
     UniformAmplitude,
+    weights,
 )
 from lorentz_live.siprad.network import NetworkConfig
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.problem import ForwardProblem, TransferCache
 from lorentz_live.siprad.scale import fit_scale
-from lorentz_live.siprad.stopping import AnyOf, Deadline, StopRule, stop_rule
+from lorentz_live.siprad.stopping import AnyOf, Deadline, HeldOut, StopRule, stop_rule
 from lorentz_live.siprad.thickness import ThicknessAmplitude, thickness_model
 
 #: progress(iteration, max_iterations, loss); called once per main-loop iteration.
@@ -70,6 +71,7 @@ ObserveCallback = Callable[[int, torch.Tensor], None]
 #: Seed offsets of the amplitude network and of the input noise.
 AMPLITUDE_SEED_OFFSET = 7919
 NOISE_SEED_OFFSET = 1
+HOLDOUT_SEED_OFFSET = 104729
 
 Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude | ThicknessAmplitude
 
@@ -120,11 +122,17 @@ class SipradResult:
     iterations : main-loop iterations used.  stop_reason : why it stopped
         (``"max_iterations"``: the iteration cap was reached before convergence).
     pretrain_iterations : pre-training iterations run (0 for a warm start).
+    pretrained : the phase DIP (weights and Adam state) right after pre-training,
+        on a cold start (None on a warm one): what a later cold start under the
+        same conditions may start from (``reconstruct(..., pretrained=)``).
     noise : the noise estimate used by the discrepancy principle.
     target : the misfit the discrepancy principle stops at (noise power passed
         by the loss, times ``discrepancy_factor``).
     state : network weights + optimiser state for a warm start.
     seconds : wall time.
+    holdout_loss : misfit of the held-out pixels every ``holdout_every`` iterations
+        (noise-free network output; empty without held-out pixels).
+    kept_iteration : the iterate returned (the best held-out one; else the last).
     """
 
     phi_m: torch.Tensor
@@ -147,6 +155,17 @@ class SipradResult:
     state: SipradState
     seconds: float
     pretrain_iterations: int = 0
+    pretrained: ModelState | None = None
+    holdout_loss: list[float] = field(default_factory=list)
+    kept_iteration: int | None = None
+
+
+def holdout_mask(
+    shape: tuple[int, int], fraction: float, seed: int, device: torch.device
+) -> torch.Tensor:
+    """Bool [H, W]: a seeded random ``fraction`` of the pixels (held out of the loss)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=gen) < fraction).to(device)
 
 
 def validate_image(image: Any) -> torch.Tensor:
@@ -305,11 +324,20 @@ class SipradReconstructor:
         )
         return learned, amp_map.mask
 
-    def _phase_model(self, sitie: torch.Tensor, problem: ForwardProblem, state) -> PhaseModel:
+    def _phase_model(
+        self,
+        sitie: torch.Tensor,
+        problem: ForwardProblem,
+        state,
+        pretrained: ModelState | None = None,
+    ) -> PhaseModel:
         cfg = self.config
         carried = net_input = None
         field = problem.extend(sitie)
-        if state is not None:
+        if state is None and pretrained is not None:
+            # a cold start from given pre-trained weights: its own input and scale
+            carried = pretrained
+        elif state is not None:
             # a warm start keeps the architecture its weights were trained with
             carried = ModelState(state.network, state.optimiser, state.network_config)
             if state.net_input is not None and tuple(state.net_input.shape[-2:]) == tuple(
@@ -339,6 +367,7 @@ class SipradReconstructor:
         deadline: float | None = None,
         pretrain_progress: ProgressCallback | None = None,
         thickness_nm: Any = None,
+        pretrained: ModelState | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -361,6 +390,11 @@ class SipradReconstructor:
         thickness_nm : a known excess-thickness map (nm) [H, W]: amplitude and phi_e
             then follow from it and ``config.material`` (held fixed; overrides
             ``config.amplitude``).
+        pretrained : cold start only: phase-DIP weights and Adam state to start
+            from instead of a freshly initialised network
+            (``SipradResult.pretrained`` of an earlier cold start); pre-training
+            then runs ``pretrain_iterations`` more on this image (0: none).
+            Ignored with ``amplitude="learn"``.
 
         Returns
         -------
@@ -376,45 +410,60 @@ class SipradReconstructor:
             (image.shape[0], image.shape[1]), params, cfg.boundary, cfg.pad_fraction, self.transfer
         )
         amplitude, mask = self._amplitude(image, params, problem, state, thickness_nm)
-        source = image
-        if isinstance(amplitude, ThicknessAmplitude):
-            source = amplitude.magnetic_source(image, problem)
-        sitie = self._sitie_input(source, params, noise, mask)
-        phase = self._phase_model(sitie, problem, state)
+        sitie = self._sitie_input(magnetic_source(amplitude, image, problem), params, noise, mask)
+        if cfg.amplitude == "learn":
+            pretrained = None
+        phase = self._phase_model(sitie, problem, state, pretrained)
         jitter = InputNoise(cfg.input_noise, cfg.seed + NOISE_SEED_OFFSET, self.device)
-        pretrained = 0
+        pretrain_count = 0
+        after_pretraining = None
         if state is None:
-            pretrained = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
-        if isinstance(amplitude, ThicknessAmplitude) and thickness_nm is None:
-            with torch.no_grad():
-                phi_start = phase.phase(None)
-            amplitude.fit(problem, phi_start, image, deadline=deadline)
+            pretrain_count = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
+            after_pretraining = phase.state()
+        fit_thickness(
+            amplitude, phase, problem, image, estimated=thickness_nm is None, deadline=deadline
+        )
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
         valid = None
         if cfg.amplitude == "exclude" and mask is not None:
             valid = ~widen(mask, cfg.exclude_margin * fresnel_length_px(params))
+        held, fitted, held_out = self._held_out(image, valid)
+        best = None
         # expected misfit of the true phase: the noise power the loss lets through
         passed = 1.0 if weight is None else float(weight.mean())
         target = cfg.discrepancy_factor * noise.variance * passed
 
         def step(iteration: int) -> torch.Tensor:
+            nonlocal best
             if observe is not None and iteration % observe_every == 0:
                 with torch.no_grad():
                     observe(iteration, problem.measured(phase.phase(None)).cpu())
             phase.zero_grad()
             amplitude.zero_grad()
             a, phi_e = amplitude.exit(jitter)
+            if held_out is not None and iteration % cfg.holdout_every == 0:
+                with torch.no_grad():
+                    a0, phi_e0 = amplitude.exit(None)
+                    clean = problem.simulate(phase.phase(None) + phi_e0, a0)
+                    held_out.record(iteration, float(_misfit(clean, image, None, held)))
+                best = _snapshot(phase, amplitude) if held_out.improved else best
             fit = problem.simulate(phase.phase(jitter) + phi_e, a)
-            return _misfit(fit, image, weight, valid)
+            return _misfit(fit, image, weight, fitted)
 
         def update(iteration: int) -> None:
             phase.update(iteration)
             amplitude.update(iteration)
 
         losses, iterations, reason = optimise(
-            step, update, self._stop_rule(target, deadline), cfg.max_iterations, progress
+            step,
+            update,
+            self._stop_rule(target, deadline, held_out),
+            cfg.max_iterations,
+            progress,
         )
+        if held_out is not None and best is not None:  # the best held-out iterate
+            _restore(phase, amplitude, best)
         amplitude.finish()
         return self._result(
             image,
@@ -429,11 +478,33 @@ class SipradReconstructor:
             reason=reason,
             target=target,
             start=start,
-            pretrained=pretrained,
-            valid=valid,
+            pretrained=pretrain_count,
+            valid=fitted,
+            after_pretraining=after_pretraining,
+            held_out=held_out,
+            kept=iterations if held_out is None or best is None else held_out.best_iteration,
         )
 
-    def _stop_rule(self, target: float, deadline: float | None) -> AnyOf:
+    def _held_out(
+        self, image: torch.Tensor, valid: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, HeldOut | None]:
+        """(held-out pixels, fitted pixels, rule); without held-out pixels (None, valid, None)."""
+        cfg = self.config
+        if cfg.holdout_fraction <= 0:
+            return None, valid, None
+        held = holdout_mask(
+            (image.shape[0], image.shape[1]),
+            cfg.holdout_fraction,
+            cfg.seed + HOLDOUT_SEED_OFFSET,
+            self.device,
+        )
+        if valid is None:
+            return held, ~held, HeldOut(cfg.holdout_patience, cfg.min_iterations)
+        return held & valid, valid & ~held, HeldOut(cfg.holdout_patience, cfg.min_iterations)
+
+    def _stop_rule(
+        self, target: float, deadline: float | None, held_out: HeldOut | None = None
+    ) -> AnyOf:
         """The deadline (if any), then the configured rule."""
         cfg = self.config
         rule = stop_rule(
@@ -442,6 +513,7 @@ class SipradReconstructor:
             min_iterations=cfg.min_iterations,
             plateau_window=cfg.plateau_window,
             plateau_tolerance=cfg.plateau_tolerance,
+            held_out=held_out,
         )
         return rule if deadline is None else AnyOf((Deadline(deadline), rule))
 
@@ -490,6 +562,9 @@ class SipradReconstructor:
         start: float,
         pretrained: int,
         valid: torch.Tensor | None,
+        after_pretraining: ModelState | None = None,
+        held_out: HeldOut | None = None,
+        kept: int | None = None,
     ) -> SipradResult:
         with torch.no_grad():
             phi_raw = phase.phase(None)
@@ -541,7 +616,44 @@ class SipradReconstructor:
             state=new_state,
             seconds=time.perf_counter() - start,
             pretrain_iterations=pretrained,
+            pretrained=after_pretraining,
+            holdout_loss=[] if held_out is None else [v for _, v in held_out.values],
+            kept_iteration=kept,
         )
+
+
+def _snapshot(phase: PhaseModel, amplitude: Amplitude) -> tuple[dict, dict | None]:
+    """CPU copies of the phase (and learned amplitude) network weights."""
+    amp = weights(amplitude.net) if isinstance(amplitude, LearnedAmplitude) else None
+    return weights(phase.net), amp
+
+
+def _restore(phase: PhaseModel, amplitude: Amplitude, snapshot: tuple[dict, dict | None]) -> None:
+    """Load the weights of :func:`_snapshot` back (the optimiser state is kept)."""
+    phase.net.load_state_dict(snapshot[0])
+    if snapshot[1] is not None and isinstance(amplitude, LearnedAmplitude):
+        amplitude.net.load_state_dict(snapshot[1])
+
+
+def magnetic_source(amplitude: Amplitude, image: torch.Tensor, problem: ForwardProblem):
+    """The image SITIE starts from: a thickness model's own contrast removed."""
+    if isinstance(amplitude, ThicknessAmplitude):
+        return amplitude.magnetic_source(image, problem)
+    return image
+
+
+def fit_thickness(
+    amplitude: Amplitude,
+    phase: PhaseModel,
+    problem: ForwardProblem,
+    image: torch.Tensor,
+    *,
+    estimated: bool,
+    deadline: float | None,
+) -> None:
+    """An estimated thickness map: fit it to ``image`` with phi_m at the pre-trained phase."""
+    if isinstance(amplitude, ThicknessAmplitude) and estimated:
+        amplitude.fit(problem, phase.phase(None).detach(), image, deadline=deadline)
 
 
 def fresnel_length_px(params: MicroscopeParams) -> float:
