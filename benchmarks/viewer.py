@@ -15,7 +15,9 @@ camera frame through ``ImageItem.setImage`` with levels and a lookup table),
 the camera rate it received, GUI-thread time per display update (the timer
 callback that takes the newest frame/result and hands them to pyqtgraph), and
 the share of frames superseded before display.  The soak streams the first
-size for ``--soak-s`` seconds and samples the process's resident memory.
+size and the results for ``--soak-s`` seconds (documented runs: >= 600), samples
+the process's resident memory every 10 s and calls it flat when the linear trend
+after its first minute is below ``FLAT_MB_PER_MIN``.
 Writes the "gui" section of docs/benchmarks.md.
 """
 
@@ -140,6 +142,34 @@ def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
     }
 
 
+#: The soak passes when the memory trend after its first minute is below this, MB/min.
+FLAT_MB_PER_MIN = 0.2
+
+
+def soak_summary(soak: dict, size: int) -> str:
+    """One paragraph on the soak's memory: values at 1 min and the end, trend, verdict."""
+    memory = soak["memory"]
+    early = [mb for t, mb in memory if 50.0 <= t <= 70.0] or [memory[0][1]]
+    late = [mb for t, mb in memory if t >= memory[-1][0] - 20.0]
+    times = np.array([t for t, _ in memory if t >= 60.0])
+    values = np.array([mb for t, mb in memory if t >= 60.0])
+    slope = float(np.polyfit(times / 60.0, values, 1)[0]) if len(times) > 2 else float("nan")
+    minutes = memory[-1][0] / 60.0
+    verdict = (
+        f"flat (|trend| < {FLAT_MB_PER_MIN} MB/min)"
+        if abs(slope) < FLAT_MB_PER_MIN
+        else f"GROWING (|trend| >= {FLAT_MB_PER_MIN} MB/min)"
+    )
+    return (
+        f"Memory while streaming {size}² frames and results for {minutes:.1f} min "
+        f"(resident set of the viewer process, sampled every 10 s; {soak['results']} results "
+        f"shown meanwhile, {soak['results'] / max(minutes, 1e-9):.0f} per min): "
+        f"{statistics.median(early):.1f} MB at 1 min, {statistics.median(late):.1f} MB at the "
+        f"end; linear trend after the first minute {slope:+.3f} MB/min: {verdict}."
+        + ("" if minutes >= 10.0 else f"  (A soak of {minutes:.1f} min: shorter than 10 min.)")
+    )
+
+
 def run_size(app, size: int, fps: float, seconds: float, results_ep: str, soak_s: float) -> dict:  # noqa: PLR0917
     from gui.app import build_window
 
@@ -154,7 +184,7 @@ def run_size(app, size: int, fps: float, seconds: float, results_ep: str, soak_s
             measure(app, window, 1.0)
         row = measure(app, window, seconds)
         if soak_s:
-            row["soak"] = measure(app, window, soak_s, sample_s=10.0)["memory"]
+            row["soak"] = measure(app, window, soak_s, sample_s=10.0)
     finally:
         window.close()
         window.shutdown()
@@ -217,19 +247,7 @@ def main() -> None:
         )
     first = rows[args.sizes[0]]
     if first.get("soak"):
-        soak = first["soak"]
-        early = [mb for t, mb in soak if 50.0 <= t <= 70.0] or [soak[0][1]]
-        late = [mb for t, mb in soak if t >= soak[-1][0] - 20.0]
-        times = np.array([t for t, _ in soak if t >= 60.0])
-        values = np.array([mb for t, mb in soak if t >= 60.0])
-        slope = float(np.polyfit(times / 60.0, values, 1)[0]) if len(times) > 2 else float("nan")
-        lines += [
-            "",
-            f"Memory while streaming {args.sizes[0]}² frames for {soak[-1][0] / 60:.1f} min "
-            f"(resident set of the viewer process, sampled every 10 s): "
-            f"{statistics.median(early):.0f} MB at 1 min, {statistics.median(late):.0f} MB at the "
-            f"end; linear trend after the first minute {slope:+.2f} MB/min.",
-        ]
+        lines += ["", soak_summary(first["soak"], args.sizes[0])]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
