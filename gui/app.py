@@ -24,7 +24,7 @@ def build_window(
     *,
     control_curve_key: bytes | None = None,
 ):
-    """A :class:`gui.window.MainWindow` on these endpoints with the 3D panel (needs a QApplication)."""
+    """The main window with the 3D panel on these endpoints (needs a QApplication)."""
     from gui import tomo_panel
     from gui.streams import StreamReceiver
     from gui.window import MainWindow

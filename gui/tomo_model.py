@@ -101,7 +101,7 @@ class TomoProgress:
 
     def _from_frame(self, frame: dict[str, Any]) -> bool:
         role = frame.get("series_role")
-        angle = frame.get(ROLES.get(role, ""), None) if isinstance(role, str) else None
+        angle = frame.get(ROLES.get(role, "")) if isinstance(role, str) else None
         if not _finite(angle):
             return False
         entry = self._entry(str(frame.get("series_id", role)), str(role))
@@ -123,8 +123,9 @@ class TomoProgress:
                     continue
                 entry = self._entry(str(series_id), str(info["role"]))
                 tilts, complete = info.get("tilts"), bool(info.get("complete"))
-                if isinstance(tilts, int) and (tilts, complete) != (entry.collected, entry.complete):
-                    entry.collected, entry.complete = tilts, complete
+                state = (tilts, complete)
+                if isinstance(tilts, int) and state != (entry.collected, entry.complete):
+                    entry.collected, entry.complete = state
                     changed = True
         volumes = tomo.get("volumes")
         if isinstance(volumes, list):

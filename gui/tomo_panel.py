@@ -116,13 +116,11 @@ class TomoPanel(QtWidgets.QWidget):
             total = series.expected or max(series.received, 1)
             bar.setRange(0, total)
             bar.setValue(min(series.received, total))
-            state = "complete" if series.complete else (
-                f"now {series.current_deg:+.1f}°" if series.current_deg is not None else ""
-            )
-            count = f"{series.received} / {series.expected}" if series.expected else str(
-                series.received
-            )
-            bar.setFormat(f"{count} tilts  {state}".strip())
+            count = f"{series.received} / {series.expected}" if series.expected else ""
+            state = "complete" if series.complete else ""
+            if not series.complete and series.current_deg is not None:
+                state = f"now {series.current_deg:+.1f}°"
+            bar.setFormat(f"{count or series.received} tilts  {state}".strip())
         lines = [entry.text() for entry in reversed(self.progress.series.values())]
         self.progress_text.setText("\n".join(lines[:4]))
         volume = self.progress.latest_volume

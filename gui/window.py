@@ -29,6 +29,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gui.model import (
+    DISPLAY_POINTS,
     SIGN_CONVENTIONS,
     ViewerModel,
     census_summary,
@@ -175,6 +176,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._params_edited = False
         self._closed = False
         self._plotted: dict[int, tuple[int, int, str]] = {}  # curve -> what it shows
+        self.display_points = DISPLAY_POINTS  # per plotted history, at most
 
         self.toolbar = self.addToolBar("main")
         self.toolbar.setObjectName("main-toolbar")
@@ -469,7 +471,7 @@ class MainWindow(QtWidgets.QMainWindow):
         now = time.monotonic()
         model = self.model
         if self._plot_changed(self.loss_frame_curve, model.loss_per_frame):
-            t, loss = model.loss_per_frame.display_arrays()
+            t, loss = model.loss_per_frame.display_arrays(self.display_points)
             self.loss_frame_curve.setData(t, np.clip(loss, 1e-30, None))
         keys = sorted(model.metadata)
         if keys != [self.metadata_key.itemText(i) for i in range(self.metadata_key.count())]:
@@ -485,7 +487,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 plot.setTitle(name)
             series = model.metadata.get(name)
             if self._plot_changed(curve, series, name):
-                curve.setData(*series.display_arrays())
+                curve.setData(*series.display_arrays(self.display_points))
         by_temperature = self.census_axis.currentText() == "against temperature"
         source = model.census_temperature if by_temperature else model.census
         for key, (plot, curve) in self.census_plots.items():
@@ -494,7 +496,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 plot.setLabel("bottom", axis, "K" if by_temperature else "s")
             series = source.get(key)
             if self._plot_changed(curve, series, axis):
-                curve.setData(*series.display_arrays())
+                curve.setData(*series.display_arrays(self.display_points))
         self._update_info(now)
         self._update_status(now)
         if self.control is not None and (

@@ -29,15 +29,14 @@ class TomoStatus:
     def __init__(self, progress: Callable[[], dict[str, dict[str, Any]]]) -> None:
         self._progress = progress
         self._lock = threading.Lock()
-        self._volumes: collections.deque[dict[str, Any]] = collections.deque(
-            maxlen=VOLUMES_LISTED
-        )
+        self._volumes: collections.deque[dict[str, Any]] = collections.deque(maxlen=VOLUMES_LISTED)
 
     def written(self, path: Path, info: dict[str, Any]) -> None:
         """A volume was written (called from the reconstruction thread)."""
+        keys = ("series_x", "series_y", "tilts_x", "tilts_y")
         entry = {
             "path": str(Path(path).resolve()),
-            **{key: info[key] for key in ("series_x", "series_y", "tilts_x", "tilts_y") if key in info},
+            **{key: info[key] for key in keys if key in info},
             "voxel_size_nm": float(info.get("voxel_size_nm", float("nan"))),
         }
         with self._lock:
