@@ -399,7 +399,13 @@ def _run(args: argparse.Namespace) -> None:
         header_extras=(lambda: {"tomo": tomo_status.header()}) if tomo_status else None,
         **options,
     )
-    pusher = record_results(engine, args.record_results, config, lambda: runner.summary)
+    pusher = record_results(
+        engine,
+        args.record_results,
+        config,
+        lambda: runner.summary,
+        curve_secret_key=options["publisher_options"].get("curve_secret_key"),
+    )
     try:
         summary = runner.run()
     except zmq.ZMQError as exc:
@@ -577,8 +583,8 @@ def _run_sockets(args: argparse.Namespace) -> dict:
         elif args.curve_client_key is not None:
             raise InputError("--curve-client-key needs --curve-server-key")
         if args.results_curve_secret is not None:
-            if args.results is None:
-                raise InputError("--results-curve-secret needs --results")
+            if args.results is None and args.record_results is None:
+                raise InputError("--results-curve-secret needs --results or --record-results")
             publisher["curve_secret_key"] = read_key(args.results_curve_secret, secret=True)
     except (EndpointError, KeyFileError) as exc:
         raise InputError(str(exc)) from None
@@ -680,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--results-curve-secret",
         metavar="FILE",
-        help="encrypt the results stream with this CURVE secret key (keygen)",
+        help="encrypt the results stream and --record-results with this CURVE secret key",
     )
     run.add_argument(
         "--record-results", metavar="EP", help="lossless PUSH of every result for a recorder"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -58,12 +59,55 @@ def committed(handle: Any, names: tuple[str, ...]) -> int:
     return min(handle[name].shape[0] for name in names)
 
 
-def headers(handle: Any, count: int) -> list[dict[str, Any]]:
-    """The first ``count`` JSON headers of a session stream file."""
-    ends = np.asarray(handle[HEADER_END][:count], dtype=np.int64)
-    raw = bytes(handle[HEADER_BYTES][: int(ends[-1])]) if count else b""
-    starts = np.concatenate([[0], ends[:-1]])
-    return [json.loads(raw[a:b]) for a, b in zip(starts, ends, strict=True)]
+class Headers(Sequence):
+    """The first ``count`` JSON headers of a session stream file, decoded on demand.
+
+    Holds only the ``header_end`` offsets (8 bytes per entry) in memory, so a
+    night-long session does not load a million headers to replay or read one;
+    iteration reads the JSON in blocks of :attr:`BLOCK` entries.
+    """
+
+    BLOCK = 4096
+
+    def __init__(self, handle: Any, count: int) -> None:
+        self._bytes = handle[HEADER_BYTES]
+        self._ends = np.asarray(handle[HEADER_END][:count], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._decode(start, stop)
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(f"header {index} out of range (0..{len(self) - 1})")
+        return self._decode(position, position + 1)[0]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(self), self.BLOCK):
+            yield from self._decode(start, min(start + self.BLOCK, len(self)))
+
+    def _decode(self, start: int, stop: int) -> list[dict[str, Any]]:
+        if stop <= start:
+            return []
+        first = int(self._ends[start - 1]) if start else 0
+        raw = bytes(self._bytes[first : int(self._ends[stop - 1])])
+        ends = self._ends[start:stop] - first
+        starts = np.concatenate([[0], ends[:-1]])
+        return [json.loads(raw[a:b]) for a, b in zip(starts, ends, strict=True)]
+
+
+def headers(handle: Any, count: int) -> Headers:
+    """The first ``count`` JSON headers of a session stream file (lazy, see :class:`Headers`)."""
+    return Headers(handle, count)
 
 
 class SessionFrames:

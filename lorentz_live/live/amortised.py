@@ -35,6 +35,7 @@ from lorentz_live.live.methods import TransferCache, model_fit, wiener_sitie
 from lorentz_live.physics import MicroscopeParams, sitie_phase
 from lorentz_live.physics.registration import estimate_shift, fourier_shift
 from lorentz_live.siprad import DeepImagePrior, NetworkConfig
+from lorentz_live.siprad.network import seeded_init
 
 log = logging.getLogger("lorentz_live.live")
 
@@ -119,8 +120,7 @@ class AmortisedMethod:
         self.config = config or AmortisedConfig()
         self.device = torch.device(device)
         self._transfer = TransferCache(self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
+        with seeded_init(self.config.seed):
             channels = 2 if self.config.raw_channel else 1
             self._train_net = DeepImagePrior(channels, 1, self.config.network).to(self.device)
         _zero_last_conv(self._train_net)

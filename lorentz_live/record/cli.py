@@ -25,6 +25,7 @@ def _record(args: argparse.Namespace) -> None:
         raise InputError(f"--frames must be >= 1, got {args.frames}")
     if args.buffer_frames < 1:
         raise InputError(f"--buffer-frames must be >= 1, got {args.buffer_frames}")
+    keys = _record_keys(args)
     try:
         writer = SessionWriter(args.out, command=" ".join(sys.argv))
     except RecordError as exc:
@@ -39,6 +40,7 @@ def _record(args: argparse.Namespace) -> None:
         status=sys.stdout,
         status_s=args.status_s,
         buffer_frames=args.buffer_frames,
+        **keys,
     )
     # SIGTERM (a process manager) ends the recording cleanly, like Ctrl-C
     previous = signal.signal(signal.SIGTERM, lambda *_: recorder.stop())
@@ -52,6 +54,25 @@ def _record(args: argparse.Namespace) -> None:
     if summary.error is not None:
         print(f"lorentz-live record: error: {summary.error}", file=sys.stderr)
         raise SystemExit(1)
+
+
+def _record_keys(args: argparse.Namespace) -> dict[str, bytes]:
+    """The recorder's CURVE public keys, read from the files named on the command line."""
+    from acquisition_bridge.curve import KeyFileError, read_key
+
+    keys = {}
+    try:
+        if args.curve_server_key is not None:
+            if args.source is None:
+                raise InputError("--curve-server-key needs --source")
+            keys["curve_server_key"] = read_key(args.curve_server_key, secret=False)
+        if args.results_curve_key is not None:
+            if args.results is None:
+                raise InputError("--results-curve-key needs --results")
+            keys["results_curve_key"] = read_key(args.results_curve_key, secret=False)
+    except KeyFileError as exc:
+        raise InputError(str(exc)) from None
+    return keys
 
 
 class _Progress:
@@ -151,6 +172,18 @@ def add_commands(commands: Any) -> None:
         help="frames held in memory while the disk stalls (2 queues of this length)",
     )
     record.add_argument("--status-s", type=float, default=1.0, help="status line interval, s")
+    record.add_argument(
+        "--curve-server-key",
+        type=Path,
+        metavar="FILE",
+        help="the bridge's CURVE public key, when its --record-bind is encrypted",
+    )
+    record.add_argument(
+        "--results-curve-key",
+        type=Path,
+        metavar="FILE",
+        help="the engine's CURVE public key, when --record-results is encrypted",
+    )
     record.set_defaults(handler=_record)
 
     again = commands.add_parser("reprocess", help="re-reconstruct a session offline on Dask")
@@ -180,20 +213,33 @@ def add_commands(commands: Any) -> None:
     export.set_defaults(handler=_export)
 
 
-def record_results(engine: Any, bind: str | None, config: Any, summary: Any) -> Any:
+def record_results(
+    engine: Any,
+    bind: str | None,
+    config: Any,
+    summary: Any,
+    curve_secret_key: bytes | None = None,
+) -> Any:
     """For ``run --record-results EP``: push every result of ``engine`` to a recorder.
 
     Returns the :class:`~lorentz_live.record.live.ResultPusher` (to close), or
-    ``None`` without ``bind``.  ``summary()`` gives the runner's counters.
+    ``None`` without ``bind``.  ``summary()`` gives the runner's counters;
+    ``curve_secret_key`` (Z85, the results stream's) encrypts the path.
     """
     if bind is None:
         return None
     import zmq
 
+    from acquisition_bridge.endpoints import EndpointError, check_endpoint, warn_if_exposed
     from lorentz_live.record.live import ResultPusher
 
     try:
-        pusher = ResultPusher(bind, engine_config=config)
+        check_endpoint(bind, what="--record-results")
+    except EndpointError as exc:
+        raise InputError(str(exc)) from None
+    warn_if_exposed(bind, encrypted=curve_secret_key is not None, what="results")
+    try:
+        pusher = ResultPusher(bind, engine_config=config, curve_secret_key=curve_secret_key)
     except zmq.ZMQError as exc:
         raise InputError(f"cannot bind --record-results {bind}: {exc}") from None
     engine.add_listener(pusher.listener(summary))

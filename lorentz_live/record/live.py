@@ -20,7 +20,7 @@ import numpy as np
 import zmq
 
 from acquisition_bridge.results import encode_result
-from acquisition_bridge.transport import RECORD_LINGER_S
+from acquisition_bridge.transport import RECORD_LINGER_S, set_curve_server
 from lorentz_live.live.engine import LiveResult
 from lorentz_live.live.runner import RunSummary, result_arrays, result_header
 from lorentz_live.record.writer import RESULT_MAPS
@@ -56,7 +56,11 @@ def result_record(
 
 
 class ResultPusher:
-    """PUSH socket bound at ``bind``; one recorder connects a PULL (``lorentz-live record``)."""
+    """PUSH socket bound at ``bind``; one recorder connects a PULL (``lorentz-live record``).
+
+    ``curve_secret_key`` (Z85) encrypts the path: the recorder then needs the
+    matching public key (``lorentz-live record --results-curve-key``).
+    """
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class ResultPusher:
         source: str = "lorentz-live",
         timeout_s: float = 1.0,
         context: zmq.Context | None = None,
+        curve_secret_key: bytes | None = None,
     ) -> None:
         self.source = source
         self.sent = 0
@@ -85,6 +90,7 @@ class ResultPusher:
         self._socket = self._context.socket(zmq.PUSH)
         self._socket.linger = 0
         self._socket.sndhwm = RECORD_RESULTS_HWM
+        set_curve_server(self._socket, curve_secret_key)
         try:
             self._socket.bind(bind)
         except zmq.ZMQError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,11 @@ class SessionReader:
         self.result_count = (
             layout.committed(self._results, (*stamps, *RESULT_MAPS)) if self._results else 0
         )
-        self.frame_headers = layout.headers(self._frames, self.frame_count) if self._frames else []
-        self.result_headers = (
+        # decoded on demand: a long session's headers are not all held in memory
+        self.frame_headers: Sequence[dict[str, Any]] = (
+            layout.headers(self._frames, self.frame_count) if self._frames else []
+        )
+        self.result_headers: Sequence[dict[str, Any]] = (
             layout.headers(self._results, self.result_count) if self._results else []
         )
 
@@ -110,7 +114,10 @@ class SessionReader:
 
     @property
     def result_seqs(self) -> np.ndarray:
-        return np.array([header["seq"] for header in self.result_headers], dtype=np.int64)
+        """[n] int64 frame ``seq`` of each result (read from its own dataset, not the headers)."""
+        if self._results is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self._results[layout.SEQ][: self.result_count], dtype=np.int64)
 
     def close(self) -> None:
         for handle in (self._frames, self._results):

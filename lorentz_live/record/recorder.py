@@ -19,7 +19,7 @@ import zmq
 
 from acquisition_bridge.protocol import DEFAULT_LIMITS, END_OF_STREAM, FRAME, ProtocolError
 from acquisition_bridge.results import decode_result
-from acquisition_bridge.transport import Subscriber
+from acquisition_bridge.transport import Subscriber, set_curve_client
 from lorentz_live.record.live import CONFIG_KEY, RECORD_RESULTS_HWM
 from lorentz_live.record.writer import SessionWriter
 
@@ -62,6 +62,10 @@ class Recorder:
         hand-over queue) that fill while the disk stalls: 64 holds up to 128 frames,
         1 GiB of 2048² uint16 or 5 s at 25 fps, before the bridge waits (and after
         its 1 s timeout drops).
+    curve_server_key : the bridge's CURVE public key (Z85) when its --record-bind
+        is encrypted (``lorentz-bridge ... --curve-secret``).
+    results_curve_key : the engine's CURVE public key (Z85) when ``run
+        --record-results`` is encrypted (``--results-curve-secret``).
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class Recorder:
         status: IO[str] | None = None,
         status_s: float = 1.0,
         buffer_frames: int = 64,
+        curve_server_key: bytes | None = None,
+        results_curve_key: bytes | None = None,
     ) -> None:
         if source is None and results is None:
             raise ValueError("nothing to record: give a source and/or a results endpoint")
@@ -88,6 +94,8 @@ class Recorder:
         self.status = status
         self.status_s = status_s
         self.buffer_frames = buffer_frames
+        self.curve_server_key = curve_server_key
+        self.results_curve_key = results_curve_key
         self.summary = RecordSummary()
         self._stop = False
         self._config: object = None
@@ -101,7 +109,12 @@ class Recorder:
         last_status = 0.0
         ended_at: float | None = None
         frames = (
-            Subscriber(self.source, mode="all", queue_size=self.buffer_frames)
+            Subscriber(
+                self.source,
+                mode="all",
+                queue_size=self.buffer_frames,
+                curve_server_key=self.curve_server_key,
+            )
             if self.source
             else None
         )
@@ -110,6 +123,7 @@ class Recorder:
             pull = zmq.Context.instance().socket(zmq.PULL)
             pull.setsockopt(zmq.LINGER, 0)
             pull.setsockopt(zmq.RCVHWM, RECORD_RESULTS_HWM)
+            set_curve_client(pull, self.results_curve_key)
             pull.connect(self.results)
         if self.status is not None:
             inputs = " and ".join(filter(None, (self.source, self.results)))

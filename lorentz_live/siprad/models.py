@@ -17,7 +17,7 @@ import torch
 from lorentz_live.physics import Material
 from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad.amplitude import MIN_AMPLITUDE, dual_valued, electrostatic_from_amplitude
-from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig
+from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig, seeded_init
 
 #: Adam steps fitting the amplitude DIP to its dual-valued projection.
 PROJECTION_STEPS = 20
@@ -41,8 +41,7 @@ class InputNoise:
 
 def build_network(cfg: NetworkConfig, seed: int, device: torch.device) -> DeepImagePrior:
     """A one-channel DIP initialised from ``seed`` (the global RNG is left alone)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         net = DeepImagePrior(1, 1, cfg)
     return net.to(device)
 

@@ -8,11 +8,29 @@ implementation's "multiple of 16" restriction does not apply here.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_SEEDED_INIT = threading.Lock()
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build torch modules reproducibly from ``seed``, also with several threads.
+
+    Default initialisers draw from torch's global RNG; this seeds it, serialises
+    the construction across threads (the live engine builds SIPRAD and the
+    amortised network concurrently) and restores the global RNG afterwards.
+    """
+    with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,18 @@ def test_record_needs_an_input_and_reprocess_a_session(tmp_path, capsys) -> None
     assert "not a session" in capsys.readouterr().err
 
 
+def test_record_key_errors_name_the_flag_and_create_nothing(tmp_path, capsys) -> None:
+    out = str(tmp_path / "new")
+    key = tmp_path / "bridge.key"
+    key.write_text("not a key")
+    source = ["--source", "tcp://127.0.0.1:9"]
+    assert main(["record", *source, "--results-curve-key", str(key), "--out", out]) == 2
+    assert "--results-curve-key needs --results" in capsys.readouterr().err
+    assert main(["record", *source, "--curve-server-key", str(key), "--out", out]) == 2
+    assert "bridge.key" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_export_errors_name_the_problem(tmp_path, capsys) -> None:
     with SessionWriter(tmp_path / "s") as writer:
         writer.add_frame(np.zeros((8, 8), "<u2"), {"seq": 0, "timestamp_ns": 0})

@@ -10,6 +10,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import tifffile
+import zmq
 
 from lorentz_live.errors import InputError
 from lorentz_live.live import LiveConfig
@@ -183,3 +184,57 @@ def test_export_takes_the_siprad_results_of_a_mixed_session(tmp_path) -> None:
     with tifffile.TiffFile(phi_path) as tiff:
         assert tiff.asarray().shape == (1, *SHAPE)
         assert '"method": "siprad"' in tiff.shaped_metadata[0]["info"]
+
+
+def test_an_encrypted_results_path_reaches_only_the_recorder_with_the_key(tmp_path) -> None:
+    public, secret = zmq.curve_keypair()
+    for key, expected in ((None, 0), (public, 3)):
+        pusher = ResultPusher("tcp://127.0.0.1:*", timeout_s=5.0, curve_secret_key=secret)
+        writer = SessionWriter(tmp_path / f"s{expected}")
+        recorder = Recorder(
+            writer, source=None, results=pusher.address, idle_timeout_s=2.0, results_curve_key=key
+        )
+        thread = threading.Thread(target=recorder.run)
+        thread.start()
+        try:  # without the key the handshake fails: the engine times out, nothing arrives
+            sent = [pusher.push(*fake_result(seq)) for seq in range(3)]
+        finally:
+            thread.join(60)
+            pusher.close()
+            writer.close()
+        assert recorder.summary.results == expected
+        assert sum(sent) == expected
+
+
+def test_an_encrypted_bridge_records_with_its_public_key(tmp_path) -> None:
+    from acquisition_bridge.protocol import Frame
+    from acquisition_bridge.transport import Publisher
+    from tests.bridge.conftest import CAMERA_MICROSCOPE
+
+    public, secret = zmq.curve_keypair()
+    frames = np.arange(3 * 6 * 5, dtype="<u2").reshape(3, 6, 5)
+    with Publisher(
+        "tcp://127.0.0.1:*",
+        record_bind="tcp://127.0.0.1:*",
+        record_timeout_s=10.0,
+        curve_secret_key=secret,
+    ) as publisher:
+        writer = SessionWriter(tmp_path / "s")
+        recorder = Recorder(
+            writer,
+            source=publisher.record_address,
+            idle_timeout_s=5.0,
+            curve_server_key=public,
+        )
+        thread = threading.Thread(target=recorder.run)
+        thread.start()
+        try:  # the record path waits for the recorder (lossless): no frame is lost
+            for pixels in frames:
+                publisher.publish(Frame(pixels, dict(CAMERA_MICROSCOPE)))
+            publisher.end_of_stream()
+        finally:
+            thread.join(60)
+            writer.close()
+    assert recorder.summary.frames == 3
+    with SessionReader(tmp_path / "s") as reader:
+        np.testing.assert_array_equal(reader.frame(2)[0], frames[2])

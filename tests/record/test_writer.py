@@ -47,6 +47,24 @@ def test_frames_and_results_read_back_with_plain_h5py(tmp_path) -> None:
         assert reader.info["software"]["lorentz_live"]
 
 
+def test_headers_decode_on_demand_across_blocks(tmp_path, monkeypatch) -> None:
+    from acquisition_bridge.sources import session as layout
+
+    monkeypatch.setattr(layout.Headers, "BLOCK", 3)  # iteration crosses block edges
+    with SessionWriter(tmp_path / "s") as writer:
+        for seq in range(8):
+            assert writer.add_frame(np.zeros((4, 4), "<u2"), _header(seq))
+    with SessionReader(tmp_path / "s") as reader:
+        headers = reader.frame_headers
+        assert isinstance(headers, layout.Headers) and len(headers) == 8
+        assert [h["extra"]["i"] for h in headers] == list(range(8))
+        assert headers[-1]["seq"] == 7 and headers[2]["extra"] == {"i": 2}
+        assert [h["seq"] for h in headers[2:5]] == [2, 3, 4]
+        assert [h["seq"] for h in headers[::3]] == [0, 3, 6]
+        with pytest.raises(IndexError, match="header 8 out of range"):
+            headers[8]
+
+
 def test_an_existing_session_is_never_overwritten(tmp_path) -> None:
     folder = tmp_path / "s"
     with SessionWriter(folder) as writer:

@@ -120,3 +120,22 @@ def test_excluded_pixels_do_not_enter_the_misfit() -> None:
     # sqrt(lambda |dz|): 200 kV (2.51 pm), 1 mm -> 50.1 nm = 12.5 px of 4 nm
     params = MicroscopeParams(pixel_size_nm=4.0, defocus_nm=-1.0e6)
     assert fresnel_length_px(params) == pytest.approx(12.53, rel=0.01)
+
+
+def test_networks_built_in_threads_match_the_serial_build() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lorentz_live.siprad.models import build_network
+    from lorentz_live.siprad.network import NetworkConfig
+
+    config = NetworkConfig()
+    device = torch.device("cpu")
+    reference = {seed: build_network(config, seed, device).state_dict() for seed in (1, 2)}
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    with ThreadPoolExecutor(4) as pool:  # the live engine builds networks concurrently
+        built = list(pool.map(lambda s: (s, build_network(config, s, device)), [1, 2] * 4))
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is left alone
+    for seed, net in built:
+        for name, value in net.state_dict().items():
+            assert torch.equal(value, reference[seed][name]), (seed, name)
