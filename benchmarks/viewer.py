@@ -127,6 +127,8 @@ def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
             memory.append((now - start, rss_mb()))
             next_sample += sample_s
     elapsed = time.monotonic() - start
+    if sample_s:
+        memory.append((elapsed, rss_mb()))  # the end of the soak itself
     updates = window.update_times_s[updates_before:]
     shown = window.model.frames - shown_before
     return {

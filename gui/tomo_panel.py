@@ -70,6 +70,7 @@ class TomoPanel(QtWidgets.QWidget):
 
         controls = QtWidgets.QHBoxLayout()
         self.field = QtWidgets.QComboBox()
+        self.field.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.axis = QtWidgets.QComboBox()
         self.axis.addItems(tuple(PLANES))
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)

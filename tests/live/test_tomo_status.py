@@ -96,3 +96,18 @@ def test_runner_adds_the_block_to_every_published_result(live_config) -> None:
         if results is not None:
             results.close()
         publisher.close()
+
+
+def test_run_tomo_out_announces_every_written_volume(tmp_path: Path) -> None:
+    """The wiring of ``run --tomo-out``: the collector's writer reports to the status."""
+    from types import SimpleNamespace
+
+    from lorentz_live.cli import _tomo_collector
+
+    collector, status = _tomo_collector(str(tmp_path))
+    b = torch.zeros(3, 4, 4, 4)
+    info = {"series_x": "sx", "series_y": "sy", "tilts_x": 5, "tilts_y": 6, "voxel_size_nm": 3.0}
+    collector.on_result(SimpleNamespace(b=b, b_vfet=b), info)
+    (volume,) = status.header()["volumes"]
+    assert Path(volume["path"]) == (tmp_path / "tomo_sx_sy.npz").resolve()
+    assert Path(volume["path"]).is_file() and volume["tilts_y"] == 6
