@@ -101,7 +101,7 @@ class TomoProgress:
 
     def _from_frame(self, frame: dict[str, Any]) -> bool:
         role = frame.get("series_role")
-        angle = frame.get(ROLES.get(role, "")) if isinstance(role, str) else None
+        angle: Any = frame.get(ROLES.get(role, "")) if isinstance(role, str) else None
         if not _finite(angle):
             return False
         entry = self._entry(str(frame.get("series_id", role)), str(role))

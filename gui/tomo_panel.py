@@ -11,6 +11,7 @@ normal to the slice (B_z for z slices) a diverging map with a colour bar in T.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -150,16 +151,17 @@ class TomoPanel(QtWidgets.QWidget):
         self.message.setText(f"loading {Path(path).name} …")
 
         def work() -> None:
+            volume: Volume | None = None
+            payload: Any
             try:
                 volume = load_volume(path)
-                stacks = slice_stacks(volume)
+                payload = slice_stacks(volume)
             except VolumeError as error:
-                self._loaded.emit(None, str(error), generation)
-                return
+                volume, payload = None, str(error)
             except (MemoryError, RuntimeError) as error:
-                self._loaded.emit(None, f"{Path(path).name}: {error}", generation)
-                return
-            self._loaded.emit(volume, stacks, generation)
+                volume, payload = None, f"{Path(path).name}: {error}"
+            with contextlib.suppress(RuntimeError):  # the panel was closed meanwhile
+                self._loaded.emit(volume, payload, generation)
 
         self._loader = threading.Thread(target=work, name="viewer-tomo-load", daemon=True)
         self._loader.start()

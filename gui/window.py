@@ -31,6 +31,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gui.model import (
     DISPLAY_POINTS,
     SIGN_CONVENTIONS,
+    Series,
     ViewerModel,
     census_summary,
     defocus_from_display,
@@ -486,7 +487,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if plot.titleLabel.text != name:
                 plot.setTitle(name)
             series = model.metadata.get(name)
-            if self._plot_changed(curve, series, name):
+            if series is not None and self._plot_changed(curve, series, name):
                 curve.setData(*series.display_arrays(self.display_points))
         by_temperature = self.census_axis.currentText() == "against temperature"
         source = model.census_temperature if by_temperature else model.census
@@ -495,7 +496,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if plot.getAxis("bottom").labelText != axis:
                 plot.setLabel("bottom", axis, "K" if by_temperature else "s")
             series = source.get(key)
-            if self._plot_changed(curve, series, axis):
+            if series is not None and self._plot_changed(curve, series, axis):
                 curve.setData(*series.display_arrays(self.display_points))
         self._update_info(now)
         self._update_status(now)
@@ -505,14 +506,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self._control_sent_at = now
             self.control.send("status")
 
-    def _plot_changed(self, curve: Any, series: Any, view: str = "") -> bool:
+    def _plot_changed(self, curve: Any, series: Series, view: str = "") -> bool:
         """Whether ``curve`` must be redrawn from ``series`` (new points or another view).
 
         Plots are redrawn only when their data changed, and always decimated
         (:meth:`gui.model.Series.display_arrays`): their cost, in time and in
         memory, stays bounded over a session of any length.
         """
-        if series is None or not len(series):
+        if not len(series):
             return False
         state = (id(series), series.total, view)
         if self._plotted.get(id(curve)) == state:
