@@ -162,6 +162,8 @@ def soak_summary(soak: dict, size: int) -> str:
         if abs(slope) < FLAT_MB_PER_MIN
         else f"GROWING (|trend| >= {FLAT_MB_PER_MIN} MB/min)"
     )
+    if not soak["results"]:
+        verdict = "NOT A VALID SOAK: no result arrived (the growth came with results)"
     return (
         f"Memory while streaming {size}² frames and results for {minutes:.1f} min "
         f"(resident set of the viewer process, sampled every 10 s; {soak['results']} results "

@@ -42,6 +42,8 @@ class TomoPanel(QtWidgets.QWidget):
 
     #: (Volume, stacks) or (None, error message), from the loader thread
     _loaded = QtCore.Signal(object, object, int)
+    #: a volume is shown (its path)
+    volume_shown = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -186,6 +188,7 @@ class TomoPanel(QtWidgets.QWidget):
         text = f"{Path(volume.path).name}: {size}³ voxels of {volume.voxel_nm:g} nm"
         self.message.setText(text + (f" ({volume.note})" if volume.note else ""))
         self._axis_changed()
+        self.volume_shown.emit(volume.path)
 
     def _axis_changed(self) -> None:
         stack = self.current_stack()
@@ -234,9 +237,11 @@ class TomoPanel(QtWidgets.QWidget):
 
 
 def install(window: MainWindow) -> TomoPanel:
-    """Add the 3D panel to ``window``: a dock, File > Open 3D result, every result fed in."""
+    """Add the 3D panel to ``window``: a dock (brought to the front when it shows a
+    volume), File > Open 3D result, every result fed in."""
     panel = TomoPanel()
-    window.add_panel("3D", panel)
+    dock = window.add_panel("3D", panel)
+    panel.volume_shown.connect(lambda _path: dock.raise_())
     window.result_received.connect(panel.on_result)
     menu = window.menuBar().addMenu("&File")
     action = menu.addAction("Open 3D result…")

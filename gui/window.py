@@ -210,13 +210,15 @@ class MainWindow(QtWidgets.QMainWindow):
         widget: QtWidgets.QWidget,
         area: QtCore.Qt.DockWidgetArea = QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
     ) -> QtWidgets.QDockWidget:
-        """Add ``widget`` as a dock (tabbed with the plots on the right by default)."""
+        """Add ``widget`` as a dock (a tab behind the plots on the right by default)."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         if area == QtCore.Qt.DockWidgetArea.RightDockWidgetArea and self._plot_docks:
+            shown = [d for d in self._plot_docks if not d.visibleRegion().isEmpty()]
             self.tabifyDockWidget(self._plot_docks[-1], dock)
+            (shown or self._plot_docks)[-1].raise_()  # the tab in front stays in front
         return dock
 
     # ---- construction --------------------------------------------------------------

@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from PySide6 import QtWidgets
+
 from gui.streams import ResultView, StreamReceiver
 from gui.tomo_model import TomoProgress, load_volume, slice_stack
 from gui.tomo_panel import TomoPanel, install
@@ -157,6 +159,11 @@ def test_window_feeds_every_result_and_loads_the_announced_volume(qtbot, tmp_pat
     window = MainWindow(StreamReceiver(None, None))
     qtbot.addWidget(window)
     panel = install(window)
+    window.show()
+    dock = window.findChild(QtWidgets.QDockWidget, "3D")
+    census = window.findChild(QtWidgets.QDockWidget, "Census")
+    qtbot.waitUntil(lambda: not census.visibleRegion().isEmpty(), timeout=5000)
+    assert dock.visibleRegion().isEmpty()  # a tab behind the census plots
     assert any(
         a.text() == "Open 3D result…"
         for m in window.menuBar().actions()
@@ -170,6 +177,7 @@ def test_window_feeds_every_result_and_loads_the_announced_volume(qtbot, tmp_pat
     assert panel.bars["tilt_y"].format() == "1 tilts  now +30.0°"  # ...but still counted
     qtbot.waitUntil(lambda: panel.volume is not None, timeout=10000)
     assert panel.volume.path == str(path)
+    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty(), timeout=5000)  # in front now
     np.testing.assert_allclose(panel.normal.image.image, 0.1)
     # -y is violet (hue 3/4) in the colour wheel of the 2D maps
     np.testing.assert_allclose(panel.in_plane.image.image[0, 0], [127.5, 0, 255], atol=1)
