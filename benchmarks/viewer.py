@@ -24,6 +24,7 @@ Writes the "gui" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -43,6 +44,39 @@ from lorentz_live.physics import MicroscopeParams
 from lorentz_live.simulator import bridge_command, free_loopback_endpoint
 
 OUT = Path(__file__).resolve().parent.parent / "out" / "bench-gui"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def heap_mb() -> tuple[float, float]:
+    """(in use, free) bytes of the C heap in MB (glibc ``mallinfo2``; NaN elsewhere).
+
+    In use = malloc'd and not freed (``uordblks`` + mmapped ``hblkhd``); free = held
+    by malloc but unused (``fordblks``): growth there is fragmentation, not a leak.
+    """
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return float("nan"), float("nan")
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20, info.fordblks / 2**20
 
 
 def rss_mb() -> float:
@@ -124,11 +158,11 @@ def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
         busy += time.perf_counter() - tick
         time.sleep(0.002)
         if sample_s and now >= next_sample:
-            memory.append((now - start, rss_mb()))
+            memory.append((now - start, rss_mb(), *heap_mb()))
             next_sample += sample_s
     elapsed = time.monotonic() - start
     if sample_s:
-        memory.append((elapsed, rss_mb()))  # the end of the soak itself
+        memory.append((elapsed, rss_mb(), *heap_mb()))  # the end of the soak itself
     updates = window.update_times_s[updates_before:]
     shown = window.model.frames - shown_before
     return {
@@ -148,14 +182,21 @@ def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
 FLAT_MB_PER_MIN = 0.2
 
 
+def trend_mb_per_min(memory: list[tuple[float, ...]], column: int) -> float:
+    """Least-squares slope of ``column`` against time after the first minute, MB/min."""
+    rows = np.array([row for row in memory if row[0] >= 60.0])
+    if len(rows) < 3 or not np.isfinite(rows[:, column]).all():
+        return float("nan")
+    return float(np.polyfit(rows[:, 0] / 60.0, rows[:, column], 1)[0])
+
+
 def soak_summary(soak: dict, size: int) -> str:
-    """One paragraph on the soak's memory: values at 1 min and the end, trend, verdict."""
+    """One paragraph on the soak's memory: values at 1 min and the end, trends, verdict."""
     memory = soak["memory"]
-    early = [mb for t, mb in memory if 50.0 <= t <= 70.0] or [memory[0][1]]
-    late = [mb for t, mb in memory if t >= memory[-1][0] - 20.0]
-    times = np.array([t for t, _ in memory if t >= 60.0])
-    values = np.array([mb for t, mb in memory if t >= 60.0])
-    slope = float(np.polyfit(times / 60.0, values, 1)[0]) if len(times) > 2 else float("nan")
+    (OUT / "soak.json").write_text(json.dumps(memory))  # (t s, RSS, heap in use, heap free) MB
+    early = [row[1] for row in memory if 50.0 <= row[0] <= 70.0] or [memory[0][1]]
+    late = [row[1] for row in memory if row[0] >= memory[-1][0] - 20.0]
+    slope = trend_mb_per_min(memory, 1)
     minutes = memory[-1][0] / 60.0
     verdict = (
         f"flat (|trend| < {FLAT_MB_PER_MIN} MB/min)"
@@ -169,7 +210,9 @@ def soak_summary(soak: dict, size: int) -> str:
         f"(resident set of the viewer process, sampled every 10 s; {soak['results']} results "
         f"shown meanwhile, {soak['results'] / max(minutes, 1e-9):.0f} per min): "
         f"{statistics.median(early):.1f} MB at 1 min, {statistics.median(late):.1f} MB at the "
-        f"end; linear trend after the first minute {slope:+.3f} MB/min: {verdict}."
+        f"end; linear trend after the first minute {slope:+.3f} MB/min: {verdict}.  "
+        f"C heap (glibc mallinfo2) in use {trend_mb_per_min(memory, 2):+.3f} MB/min, "
+        f"free but held {trend_mb_per_min(memory, 3):+.3f} MB/min."
         + ("" if minutes >= 10.0 else f"  (A soak of {minutes:.1f} min: shorter than 10 min.)")
     )
 

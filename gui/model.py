@@ -16,7 +16,7 @@ import numpy as np
 #: Points kept per time series (a day at one point per 5 s); older ones are dropped.
 HISTORY_POINTS = 20_000
 #: Points drawn per plotted series at most (decimated over the whole history).
-DISPLAY_POINTS = 512
+DISPLAY_POINTS = 256
 #: Shortest interval between two metadata points from the camera stream, s.
 METADATA_INTERVAL_S = 0.5
 #: Results stream counted as quiet after this many seconds without a result.
