@@ -374,7 +374,7 @@ def _run(args: argparse.Namespace) -> None:
         siprad=siprad,
         warm_max_iterations=args.warm_iterations or LiveConfig.warm_max_iterations,
         time_budget_s=args.budget,
-        cold_budget_s=args.cold_budget,
+        cold_budget_s=LiveConfig.cold_budget_s if args.cold_budget is None else args.cold_budget,
         instant=args.instant,
         device=_device(args.device),
     )
@@ -667,7 +667,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--cold-budget",
         type=float,
-        help="time budget of a SIPRAD cold start, pre-training included, s (default: none)",
+        help="time cap of a SIPRAD cold start's fit after pre-training (cached after the "
+        "first start under the same conditions), s; later frames continue the fit "
+        "(default 2.5, LiveConfig.cold_budget_s)",
     )
     run.add_argument(
         "--max-side",

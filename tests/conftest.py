@@ -42,6 +42,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pretrained_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pre-trained SIPRAD weights cached in a temporary folder, not the user's cache
+    (subprocesses inherit it)."""
+    os.environ["LORENTZ_LIVE_CACHE"] = str(tmp_path_factory.mktemp("pretrained"))
+
+
 # One intra-op thread: the suite runs beside bridge subprocesses on 2 cores, where
 # two spinning torch threads per process slow small convolutions down many times.
 torch.set_num_threads(1)

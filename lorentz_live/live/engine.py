@@ -33,6 +33,7 @@ from lorentz_live.physics import MicroscopeParams, colour_wheel_rgb, integrated_
 from lorentz_live.siprad import SipradConfig, validate_image
 
 INSTANT_METHODS = ("sitie", "amortised")
+PRETRAINED_CACHES = ("disk", "memory", "off")
 
 #: SIPRAD settings of the live loop: the periodic boundary, the paper's 2 px
 #: final smoothing and no phase-scale fit, the settings with which the warm loop
@@ -48,24 +49,47 @@ class LiveConfig:
     """Settings of the live loop.
 
     siprad : settings of a cold (full) SIPRAD reconstruction (default
-        :data:`LIVE_SIPRAD`; 50 instead of 200 pre-training iterations made the
-        cold start slower, not faster: benchmarks/live.py, "cold start").
-    cold_budget_s : wall-time cap of a cold start, s (``None`` = none, the
-        default: a cold start cut short is a poor state that warm frames do not
-        recover from; benchmarks/live.py, "cold start").
+        :data:`LIVE_SIPRAD`).
+    pretrained_cache : where pre-trained weights are kept between cold starts
+        (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
+        :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
+        ``"memory"`` or ``"off"``.  Pre-training always runs in full.
+        The DIP's pre-training fits its own frame rather than learning an
+        identity map, so weights cached from another frame or sample start the
+        fit far from the answer: run to its stop rule it reaches the accuracy of
+        a full cold start in about a quarter of the time, but a first result
+        cut at ``cold_budget_s`` is below it (docs/benchmarks.md, "Live loop",
+        cold start).
+    cached_learning_rate_scale : a cold start from cached weights fits with a
+        fresh Adam at this x ``siprad.learning_rate`` (the cached Adam state is
+        that of pre-training on another input); ``None``: the cached Adam state
+        as it is.
+    pretrain_top_up : pre-training iterations run on the new frame from cached
+        weights before the fit (0: none).
+    cold_budget_s : wall-time cap of a cold start's fit after pre-training (or
+        after loading cached pre-trained weights), s; the next frame then
+        continues the fit with ``recover_iterations`` (capped by
+        ``time_budget_s`` only), so a cold start publishes a first result
+        early and keeps refining.  ``None``: the fit runs to its stop rule.
+        Default 2.5 s: with cached weights the first SIPRAD result comes within
+        about 3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").
     warm_max_iterations : iteration cap of a warm frame of a changing sample.
     warm_min_iterations : iterations a warm frame runs before it may stop.
-    carry_optimiser : carry Adam's moments (and step count) from frame to frame
-        as well as the weights (default).  ``False``: a fresh Adam at
-        ``warm_learning_rate_scale`` x the cold rate on every warm frame.  On the
-        64 px test movie (5 frames, noise 0.5, seeds 0-3) carrying gave a mean B
-        correlation gain over plain SITIE of +0.023..+0.029 per seed, the fresh
-        Adam -0.012..-0.077 (the movie and settings of tests/live/test_engine.py,
-        which asserts the carried gain); 128 px rows of both: docs/benchmarks.md,
-        "Live loop".
-    warm_learning_rate_scale : Adam step of a fresh-Adam warm frame relative to
-        ``siprad.learning_rate`` (2: a fresh Adam restarts its step size small);
-        unused when the optimiser is carried (its rate is the cold one).
+    carry_optimiser : carry Adam's moments and step count from frame to frame
+        as well as the weights, at the rate ``siprad.learning_rate`` (default).
+        ``False``: a fresh Adam at ``warm_learning_rate_scale`` x that rate on
+        every warm frame.  A fresh Adam's first update moves every weight by
+        about its rate whatever the gradient (m / sqrt(v) = sign(g) on step 1);
+        at 2x the rate that throws the fitted DIP off (B correlation of a warm
+        frame ~0.1 after two updates), while the carried second moments, which
+        remember the larger gradients of the fit so far, keep the steps about
+        100x smaller (docs/benchmarks.md, "Live loop": first-update table and
+        the rows of both policies).
+    warm_learning_rate_scale : Adam rate of a fresh-Adam warm frame relative to
+        ``siprad.learning_rate`` (0.05: small enough that the first updates do
+        not throw the DIP off; the issue-scenario rows of docs/benchmarks.md
+        compare it with 2x and the carried Adam); unused when the optimiser is
+        carried.
     adaptive : adapt the warm budget to the frame change
         (:func:`lorentz_live.live.methods.warm_budget`): half the cap on a still
         sample, ``recover_iterations`` after a gap of more than ``max_gap``
@@ -89,11 +113,14 @@ class LiveConfig:
     """
 
     siprad: SipradConfig = field(default_factory=lambda: LIVE_SIPRAD)
-    cold_budget_s: float | None = None
+    pretrained_cache: str = "disk"
+    cached_learning_rate_scale: float | None = 0.5
+    pretrain_top_up: int = 0
+    cold_budget_s: float | None = 2.5
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
     carry_optimiser: bool = True
-    warm_learning_rate_scale: float = 2.0
+    warm_learning_rate_scale: float = 0.05
     adaptive: bool = True
     still_ratio: float = 1.15
     large_change_ratio: float = 2.0
@@ -109,6 +136,11 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.warm_input not in ("previous", "current"):
             raise InputError(f"warm_input must be 'previous' or 'current', got {self.warm_input!r}")
+        if self.pretrained_cache not in PRETRAINED_CACHES:
+            raise InputError(
+                f"pretrained_cache must be one of {PRETRAINED_CACHES}, "
+                f"got {self.pretrained_cache!r}"
+            )
         if self.instant not in INSTANT_METHODS:
             raise InputError(f"instant must be one of {INSTANT_METHODS}, got {self.instant!r}")
 

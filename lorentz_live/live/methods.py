@@ -11,7 +11,9 @@ warm iterate is frame n's result moved with the sample: a weight set
 fitted for hundreds of iterations to one input does not map a new input (frame
 n+1's SITIE) to a good phase (benchmarks/live.py).  The warm iteration budget
 adapts to how much the frame changed (:func:`warm_budget`).
-A cold start (fresh network, pre-training, full budget) happens for the first
+A cold start (pre-trained weights from :mod:`lorentz_live.live.pretrained`,
+or pre-training on a cache miss, then a fit capped by ``cold_budget_s`` that
+the next frames continue with ``recover_iterations``) happens for the first
 frame, on request, when the microscope parameters or the image shape change to
 conditions not seen before (a return to one of the last 4 known conditions,
 e.g. a defocus set back, resumes their last state with ``recover_iterations``),
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lorentz_live.live.interface import Estimate, LiveFrame, params_change
+from lorentz_live.live.pretrained import PretrainedCache, default_cache_dir, pretrained_key
 from lorentz_live.physics import (
     MicroscopeParams,
     forward_image,
@@ -39,6 +42,7 @@ from lorentz_live.physics import (
 )
 from lorentz_live.physics.registration import estimate_shift, fourier_shift
 from lorentz_live.siprad import (
+    ModelState,
     SipradReconstructor,
     SipradResult,
     SipradState,
@@ -164,8 +168,12 @@ class SipradMethod:
 
     def __init__(self, config: LiveConfig) -> None:
         self.config = config
-        self._cold = SipradReconstructor(config.siprad, device=config.device)
-        self._warm: dict[int, SipradReconstructor] = {}
+        self._build(config)
+        directory = default_cache_dir() if config.pretrained_cache == "disk" else None
+        #: pre-trained weights per (shape, microscope, settings)
+        self.pretrained = PretrainedCache(directory)
+        #: the last cold start was cut by ``cold_budget_s``: its fit goes on
+        self._unfinished = False
         #: the warm-start state carried to the next frame (None before the first)
         self.state: SipradState | None = None
         self._last_params: MicroscopeParams | None = None
@@ -186,9 +194,66 @@ class SipradMethod:
         self.on_progress: Callable[[str, int, int, float], None] | None = None
         self._next_config: LiveConfig | None = None
 
+    def _build(self, config: LiveConfig) -> None:
+        siprad, device = config.siprad, config.device
+        # a cold start's fit from pre-trained weights: of this image (no more
+        # pre-training) or cached (``pretrain_top_up`` more on this image)
+        self._cold = SipradReconstructor(siprad.replace(pretrain_iterations=0), device=device)
+        top_up = siprad.replace(pretrain_iterations=config.pretrain_top_up)
+        if config.cached_learning_rate_scale is not None:
+            rate = siprad.learning_rate * config.cached_learning_rate_scale
+            top_up = top_up.replace(learning_rate=rate)
+        self._cold_top_up = SipradReconstructor(top_up, device=device)
+        # pre-training alone (no fit): a cold start without cached weights runs it first
+        only = siprad.replace(max_iterations=0, min_iterations=0)
+        self._pretrainer = SipradReconstructor(only, device=device)
+        self._warm: dict[int, SipradReconstructor] = {}
+
     def reconfigure(self, config: LiveConfig) -> None:
         """Use ``config`` from the next frame on (any thread); the warm state is kept."""
         self._next_config = config
+
+    def cache_key(self, image: torch.Tensor, params: MicroscopeParams) -> str | None:
+        """The pre-trained weights' cache key for ``image``'s conditions (None: no cache)."""
+        if self.config.pretrained_cache == "off" or self.config.siprad.amplitude == "learn":
+            return None
+        shape = (int(image.shape[0]), int(image.shape[1]))
+        return pretrained_key(shape, params, self.config.siprad, self.config.device)
+
+    def pretrain(self, image: torch.Tensor, params: MicroscopeParams) -> ModelState | None:
+        """Pre-train a fresh phase DIP on ``image`` [H, W] (``siprad.pretrain_iterations``)
+        and cache the weights under its conditions' key (unless the cache is off)."""
+        report = self._progress().get("pretrain_progress")
+        state = self._pretrainer.reconstruct(image, params, pretrain_progress=report).pretrained
+        key = self.cache_key(image, params)
+        if key is not None and state is not None:
+            self.pretrained.put(key, state)
+        return state
+
+    def _cold_start(self, image: torch.Tensor, params: MicroscopeParams) -> SipradResult:
+        """Pre-trained weights (cached and topped up, or pre-trained on ``image``),
+        then the fit, capped by ``cold_budget_s``."""
+        key = self.cache_key(image, params)
+        cached = None if key is None else self.pretrained.get(key)
+        progress = self._progress()
+        if cached is None:
+            cached, reconstructor = self.pretrain(image, params), self._cold
+        else:
+            reconstructor = self._cold_top_up
+            if self.config.cached_learning_rate_scale is not None:
+                cached = dataclasses.replace(cached, optimiser=None)  # a fresh Adam
+        result = reconstructor.reconstruct(
+            image,
+            params,
+            pretrained=cached,
+            **self._cold_deadline(time.perf_counter()),
+            **progress,
+        )
+        topped_up = reconstructor is self._cold_top_up and self.config.pretrain_top_up > 0
+        if key is not None and result.pretrained is not None and topped_up:
+            # the weights after this image's top-up start the next cold start
+            self.pretrained.put(key, result.pretrained)
+        return result
 
     def request_restart(self, reason: str) -> None:
         """Make the next frame start cold (any thread: it only sets a flag)."""
@@ -231,18 +296,19 @@ class SipradMethod:
                 state.output_shift_px[1] + drift_px[1],
             )
             state = dataclasses.replace(state, output_shift_px=total)
-        if self.config.carry_optimiser:
-            return state
-        rate = self.config.siprad.learning_rate * self.config.warm_learning_rate_scale
+        rate = self.config.siprad.learning_rate
+        if not self.config.carry_optimiser:
+            rate *= self.config.warm_learning_rate_scale
         groups = [dict(group, lr=rate) for group in state.optimiser["param_groups"]]
+        if self.config.carry_optimiser:  # moments and step count kept, at the configured rate
+            return dataclasses.replace(state, optimiser=dict(state.optimiser, param_groups=groups))
         return dataclasses.replace(state, optimiser={"state": {}, "param_groups": groups})
 
     def reconstruct(self, frame: LiveFrame, image: torch.Tensor) -> Estimate:
         start = time.perf_counter()
         if self._next_config is not None:  # operator settings, taken between frames
             self.config, self._next_config = self._next_config, None
-            self._cold = SipradReconstructor(self.config.siprad, device=self.config.device)
-            self._warm = {}
+            self._build(self.config)
         shape = (int(image.shape[0]), int(image.shape[1]))
         norm = (image / image.mean()).to(self._cold.device)
         reason = self._restart_reason(frame, shape)
@@ -264,26 +330,26 @@ class SipradMethod:
         warm = reason is None
         if warm:
             self.last_budget = warm_budget(change, self.config, converged=self._converged)
+            deadline = self._deadline(start)
             if resumed is not None:
                 self.last_budget = (self.config.recover_iterations, "resumed")
+            elif self._unfinished:
+                self.last_budget = (self.config.recover_iterations, "cold start continued")
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
                 image,
                 frame.params,
                 state=self.warm_state((0.0, 0.0) if change is None else change.drift_px),
-                **self._deadline(start),
+                **deadline,
             )
             reason = self._divergence(result)
             if reason is not None:
                 warm, result = False, None
         if result is None:
-            budget = self.config.cold_budget_s
-            deadline = None if budget is None else start + budget
-            result = self._cold.reconstruct(
-                image, frame.params, deadline=deadline, **self._progress()
-            )
+            result = self._cold_start(image, frame.params)
             self.cold_starts += 1
             self._restart_requested = None
+        self._unfinished = result.stop_reason == "time budget" and not warm
         self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq
@@ -321,6 +387,10 @@ class SipradMethod:
             "pretrain_progress": lambda i, n, loss: report("pre-training", i, n, loss),
             "progress": lambda i, n, loss: report("fit", i, n, loss),
         }
+
+    def _cold_deadline(self, start: float) -> dict[str, Any]:
+        budget = self.config.cold_budget_s
+        return {} if budget is None else {"deadline": start + budget}
 
     def _deadline(self, start: float) -> dict[str, Any]:
         if self.config.time_budget_s is None:

@@ -12,6 +12,7 @@ Dask.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -57,7 +58,12 @@ def reconstruct_chunk(
 
     torch.set_num_threads(threads)
     frames = SessionFrames(Path(session))
-    engine = LiveEngine(config)
+    # offline: no wall-time caps and no pre-trained weights from earlier runs, so
+    # the numbers depend neither on the machine's speed nor on what ran before
+    offline = dataclasses.replace(
+        config, cold_budget_s=None, time_budget_s=None, pretrained_cache="memory"
+    )
+    engine = LiveEngine(offline)
     done: ChunkResult = []
     try:
         for index in range(start, stop):

@@ -10,6 +10,7 @@ from lorentz_live.siprad.amplitude import (
     threshold_amplitude,
 )
 from lorentz_live.siprad.config import SipradConfig
+from lorentz_live.siprad.models import ModelState
 from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig, parameter_count
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.reconstructor import (
@@ -28,6 +29,7 @@ __all__ = [
     "Deadline",
     "DeepImagePrior",
     "Discrepancy",
+    "ModelState",
     "NetworkConfig",
     "NoiseEstimate",
     "Plateau",

@@ -119,6 +119,9 @@ class SipradResult:
     iterations : main-loop iterations used.  stop_reason : why it stopped
         (``"max_iterations"``: the iteration cap was reached before convergence).
     pretrain_iterations : pre-training iterations run (0 for a warm start).
+    pretrained : the phase DIP (weights and Adam state) right after pre-training,
+        on a cold start (None on a warm one): what a later cold start under the
+        same conditions may start from (``reconstruct(..., pretrained=)``).
     noise : the noise estimate used by the discrepancy principle.
     target : the misfit the discrepancy principle stops at (noise power passed
         by the loss, times ``discrepancy_factor``).
@@ -146,6 +149,7 @@ class SipradResult:
     state: SipradState
     seconds: float
     pretrain_iterations: int = 0
+    pretrained: ModelState | None = None
 
 
 def validate_image(image: Any) -> torch.Tensor:
@@ -297,11 +301,20 @@ class SipradReconstructor:
         )
         return learned, amp_map.mask
 
-    def _phase_model(self, sitie: torch.Tensor, problem: ForwardProblem, state) -> PhaseModel:
+    def _phase_model(
+        self,
+        sitie: torch.Tensor,
+        problem: ForwardProblem,
+        state,
+        pretrained: ModelState | None = None,
+    ) -> PhaseModel:
         cfg = self.config
         carried = net_input = None
         field = problem.extend(sitie)
-        if state is not None:
+        if state is None and pretrained is not None:
+            # a cold start from given pre-trained weights: its own input and scale
+            carried = pretrained
+        elif state is not None:
             # a warm start keeps the architecture its weights were trained with
             carried = ModelState(state.network, state.optimiser, state.network_config)
             if state.net_input is not None and tuple(state.net_input.shape[-2:]) == tuple(
@@ -330,6 +343,7 @@ class SipradReconstructor:
         observe_every: int = 50,
         deadline: float | None = None,
         pretrain_progress: ProgressCallback | None = None,
+        pretrained: ModelState | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
 
@@ -349,6 +363,11 @@ class SipradReconstructor:
             iteration; ``pretrain_iterations`` in the result says how many ran).
         pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
             during pre-training.
+        pretrained : cold start only: phase-DIP weights and Adam state to start
+            from instead of a freshly initialised network
+            (``SipradResult.pretrained`` of an earlier cold start); pre-training
+            then runs ``pretrain_iterations`` more on this image (0: none).
+            Ignored with ``amplitude="learn"``.
 
         Returns
         -------
@@ -365,11 +384,15 @@ class SipradReconstructor:
         )
         amplitude, mask = self._amplitude(image, params, problem, state)
         sitie = self._sitie_input(image, params, noise, mask)
-        phase = self._phase_model(sitie, problem, state)
+        if cfg.amplitude == "learn":
+            pretrained = None
+        phase = self._phase_model(sitie, problem, state, pretrained)
         jitter = InputNoise(cfg.input_noise, cfg.seed + NOISE_SEED_OFFSET, self.device)
-        pretrained = 0
+        pretrain_count = 0
+        after_pretraining = None
         if state is None:
-            pretrained = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
+            pretrain_count = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
+            after_pretraining = phase.state()
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
         valid = None
@@ -410,8 +433,9 @@ class SipradReconstructor:
             reason=reason,
             target=target,
             start=start,
-            pretrained=pretrained,
+            pretrained=pretrain_count,
             valid=valid,
+            after_pretraining=after_pretraining,
         )
 
     def _stop_rule(self, target: float, deadline: float | None) -> AnyOf:
@@ -471,6 +495,7 @@ class SipradReconstructor:
         start: float,
         pretrained: int,
         valid: torch.Tensor | None,
+        after_pretraining: ModelState | None = None,
     ) -> SipradResult:
         with torch.no_grad():
             phi_raw = phase.phase(None)
@@ -522,6 +547,7 @@ class SipradReconstructor:
             state=new_state,
             seconds=time.perf_counter() - start,
             pretrain_iterations=pretrained,
+            pretrained=after_pretraining,
         )
 
 

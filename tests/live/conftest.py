@@ -73,4 +73,4 @@ def live_config() -> LiveConfig:
         max_iterations=300,
         seed=1,
     )
-    return LiveConfig(siprad=siprad, cold_budget_s=None)
+    return LiveConfig(siprad=siprad, cold_budget_s=None, pretrained_cache="memory")
