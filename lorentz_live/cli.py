@@ -553,9 +553,17 @@ def _tomo_train(args: argparse.Namespace) -> None:
         noise_fraction=args.noise_fraction,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        learning_rate=args.learning_rate,
+        augment=not args.no_augment,
     )
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise InputError(f"--resume {args.resume}: no such file")
     cache = Path(args.cache) if args.cache else None
-    train(config, out, cache=cache, log=lambda line: print(line, flush=True))
+    resume = Path(args.resume) if args.resume else None
+    try:
+        train(config, out, cache=cache, resume=resume, log=lambda line: print(line, flush=True))
+    except ValueError as error:
+        raise InputError(str(error)) from None
     print(f"wrote {out}")
 
 
@@ -778,6 +786,11 @@ def _add_tomo_commands(commands) -> None:
     tomo_train.add_argument("--checkpoint-every", type=int, default=250)
     tomo_train.add_argument("--cache", metavar="SERIES.pt", help="cache of the training series")
     tomo_train.add_argument("--seed", type=int, default=0)
+    tomo_train.add_argument("--learning-rate", type=float, default=1e-3, help="peak (cosine)")
+    tomo_train.add_argument("--resume", metavar="W.pt", help="continue from this checkpoint")
+    tomo_train.add_argument(
+        "--no-augment", action="store_true", help="no x/y-swap and z-mirror augmentation"
+    )
     tomo_train.add_argument("--threads", type=int, help="torch CPU threads")
     tomo_train.set_defaults(handler=_tomo_train)
 

@@ -21,7 +21,14 @@ from lorentz_live.siprad.reconstructor import (
     reconstruct,
     validate_image,
 )
-from lorentz_live.siprad.stopping import AnyOf, Deadline, Discrepancy, Plateau, StopRule
+from lorentz_live.siprad.stopping import (
+    AnyOf,
+    Deadline,
+    Discrepancy,
+    HeldOut,
+    Plateau,
+    StopRule,
+)
 
 __all__ = [
     "AmplitudeMap",
@@ -29,6 +36,7 @@ __all__ = [
     "Deadline",
     "DeepImagePrior",
     "Discrepancy",
+    "HeldOut",
     "ModelState",
     "NetworkConfig",
     "NoiseEstimate",

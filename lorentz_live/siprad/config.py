@@ -11,7 +11,7 @@ from lorentz_live.physics import Material
 from lorentz_live.siprad.network import NetworkConfig
 
 AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude")
-STOP_RULES = ("discrepancy", "plateau", "none")
+STOP_RULES = ("discrepancy", "plateau", "held-out", "none")
 BOUNDARIES = ("pad", "periodic")
 SMOOTHING_MODES = ("none", "resolution", "fixed")
 
@@ -30,9 +30,18 @@ class SipradConfig:
         iteration, in units of the input's std (0 = none).
     network : phase-DIP architecture.
     stop : ``"discrepancy"`` (misfit <= ``discrepancy_factor`` x estimated noise
-        variance, or a plateau), ``"plateau"`` or ``"none"`` (run ``max_iterations``).
+        variance, or a plateau), ``"plateau"``, ``"held-out"`` (the misfit on the
+        ``holdout_fraction`` of pixels left out of the loss has not improved for
+        ``holdout_patience`` iterations; the best iterate is kept) or ``"none"``
+        (run ``max_iterations``).
     discrepancy_factor : tau of the discrepancy principle.
     noise_sigma : known noise std / mean intensity; ``None`` = estimate it.
+    holdout_fraction : share of the pixels (seeded random) left out of the loss
+        and scored separately (``stop="held-out"``; 0 = none).
+    holdout_patience : ``stop="held-out"``: iterations without a new best held-out
+        misfit before stopping.
+    holdout_every : the held-out misfit is scored (one extra forward pass of the
+        noise-free network output) every this many iterations.
     plateau_window : iterations per window of the plateau test.
     plateau_tolerance : stop when the mean loss of a window improves on the previous
         window's by less than this fraction.
@@ -81,6 +90,9 @@ class SipradConfig:
     stop: str = "discrepancy"
     discrepancy_factor: float = 1.0
     noise_sigma: float | None = None
+    holdout_fraction: float = 0.0
+    holdout_patience: int = 100
+    holdout_every: int = 10
     plateau_window: int = 100
     plateau_tolerance: float = 2.0e-3
     smoothing: str = "none"
@@ -116,6 +128,12 @@ class SipradConfig:
             raise InputError("iteration counts must be >= 0")
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise InputError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction!r}")
+        if self.holdout_every < 1:
+            raise InputError(f"holdout_every must be >= 1, got {self.holdout_every!r}")
+        if self.stop == "held-out" and self.holdout_fraction <= 0:
+            raise InputError("stop='held-out' needs holdout_fraction > 0")
         if not self.smoothing_sigma_px >= 0:
             raise InputError(f"smoothing_sigma_px must be >= 0, got {self.smoothing_sigma_px!r}")
 

@@ -84,6 +84,8 @@ class DeepImagePrior(nn.Module):
     followed by a 3x3 convolution (no transposed convolutions, whose uneven
     overlap prints checkerboards into a phase map).  The last layer is a 1x1
     convolution without activation, so the output range is unbounded.
+    Weights and activations are kept channels-last: oneDNN's CPU convolutions
+    run about 30 % faster so (benchmarks/accuracy.py speed section).
     """
 
     def __init__(
@@ -110,6 +112,11 @@ class DeepImagePrior(nn.Module):
         for level in reversed(range(cfg.depth)):
             self.up.append(_block(widths[level + 1], widths[level]))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):  # channels-last weights (see Notes)
+                module.weight.data = module.weight.data.contiguous(
+                    memory_format=torch.channels_last
+                )
 
     @property
     def multiple(self) -> int:
@@ -127,7 +134,7 @@ class DeepImagePrior(nn.Module):
             # reflect needs pad < size; fall back to replicate for tiny inputs
             mode = "reflect" if pad_y < height and pad_x < width else "replicate"
             x = F.pad(x, (0, pad_x, 0, pad_y), mode=mode)
-        features = [self.stem(x)]
+        features = [self.stem(x.contiguous(memory_format=torch.channels_last))]
         for layer in self.down:
             features.append(layer(features[-1]))
         out = features.pop()

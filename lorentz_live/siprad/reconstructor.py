@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -55,12 +55,13 @@ from lorentz_live.siprad.models import (
     ModelState,
     PhaseModel,
     UniformAmplitude,
+    weights,
 )
 from lorentz_live.siprad.network import NetworkConfig
 from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.problem import ForwardProblem, TransferCache
 from lorentz_live.siprad.scale import fit_scale
-from lorentz_live.siprad.stopping import AnyOf, Deadline, StopRule, stop_rule
+from lorentz_live.siprad.stopping import AnyOf, Deadline, HeldOut, StopRule, stop_rule
 
 #: progress(iteration, max_iterations, loss); called once per main-loop iteration.
 ProgressCallback = Callable[[int, int, float], None]
@@ -69,6 +70,7 @@ ObserveCallback = Callable[[int, torch.Tensor], None]
 #: Seed offsets of the amplitude network and of the input noise.
 AMPLITUDE_SEED_OFFSET = 7919
 NOISE_SEED_OFFSET = 1
+HOLDOUT_SEED_OFFSET = 104729
 
 Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude
 
@@ -127,6 +129,9 @@ class SipradResult:
         by the loss, times ``discrepancy_factor``).
     state : network weights + optimiser state for a warm start.
     seconds : wall time.
+    holdout_loss : misfit of the held-out pixels every ``holdout_every`` iterations
+        (noise-free network output; empty without held-out pixels).
+    kept_iteration : the iterate returned (the best held-out one; else the last).
     """
 
     phi_m: torch.Tensor
@@ -150,6 +155,16 @@ class SipradResult:
     seconds: float
     pretrain_iterations: int = 0
     pretrained: ModelState | None = None
+    holdout_loss: list[float] = field(default_factory=list)
+    kept_iteration: int | None = None
+
+
+def holdout_mask(
+    shape: tuple[int, int], fraction: float, seed: int, device: torch.device
+) -> torch.Tensor:
+    """Bool [H, W]: a seeded random ``fraction`` of the pixels (held out of the loss)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=gen) < fraction).to(device)
 
 
 def validate_image(image: Any) -> torch.Tensor:
@@ -398,27 +413,42 @@ class SipradReconstructor:
         valid = None
         if cfg.amplitude == "exclude" and mask is not None:
             valid = ~widen(mask, cfg.exclude_margin * fresnel_length_px(params))
+        held, fitted, held_out = self._held_out(image, valid)
+        best = None
         # expected misfit of the true phase: the noise power the loss lets through
         passed = 1.0 if weight is None else float(weight.mean())
         target = cfg.discrepancy_factor * noise.variance * passed
 
         def step(iteration: int) -> torch.Tensor:
+            nonlocal best
             if observe is not None and iteration % observe_every == 0:
                 with torch.no_grad():
                     observe(iteration, problem.measured(phase.phase(None)).cpu())
             phase.zero_grad()
             amplitude.zero_grad()
             a, phi_e = amplitude.exit(jitter)
+            if held_out is not None and iteration % cfg.holdout_every == 0:
+                with torch.no_grad():
+                    a0, phi_e0 = amplitude.exit(None)
+                    clean = problem.simulate(phase.phase(None) + phi_e0, a0)
+                    held_out.record(iteration, float(_misfit(clean, image, None, held)))
+                best = _snapshot(phase, amplitude) if held_out.improved else best
             fit = problem.simulate(phase.phase(jitter) + phi_e, a)
-            return _misfit(fit, image, weight, valid)
+            return _misfit(fit, image, weight, fitted)
 
         def update(iteration: int) -> None:
             phase.update(iteration)
             amplitude.update(iteration)
 
         losses, iterations, reason = optimise(
-            step, update, self._stop_rule(target, deadline), cfg.max_iterations, progress
+            step,
+            update,
+            self._stop_rule(target, deadline, held_out),
+            cfg.max_iterations,
+            progress,
         )
+        if held_out is not None and best is not None:  # the best held-out iterate
+            _restore(phase, amplitude, best)
         amplitude.finish()
         return self._result(
             image,
@@ -434,11 +464,32 @@ class SipradReconstructor:
             target=target,
             start=start,
             pretrained=pretrain_count,
-            valid=valid,
+            valid=fitted,
             after_pretraining=after_pretraining,
+            held_out=held_out,
+            kept=iterations if held_out is None or best is None else held_out.best_iteration,
         )
 
-    def _stop_rule(self, target: float, deadline: float | None) -> AnyOf:
+    def _held_out(
+        self, image: torch.Tensor, valid: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, HeldOut | None]:
+        """(held-out pixels, fitted pixels, rule); without held-out pixels (None, valid, None)."""
+        cfg = self.config
+        if cfg.holdout_fraction <= 0:
+            return None, valid, None
+        held = holdout_mask(
+            (image.shape[0], image.shape[1]),
+            cfg.holdout_fraction,
+            cfg.seed + HOLDOUT_SEED_OFFSET,
+            self.device,
+        )
+        if valid is None:
+            return held, ~held, HeldOut(cfg.holdout_patience, cfg.min_iterations)
+        return held & valid, valid & ~held, HeldOut(cfg.holdout_patience, cfg.min_iterations)
+
+    def _stop_rule(
+        self, target: float, deadline: float | None, held_out: HeldOut | None = None
+    ) -> AnyOf:
         """The deadline (if any), then the configured rule."""
         cfg = self.config
         rule = stop_rule(
@@ -447,6 +498,7 @@ class SipradReconstructor:
             min_iterations=cfg.min_iterations,
             plateau_window=cfg.plateau_window,
             plateau_tolerance=cfg.plateau_tolerance,
+            held_out=held_out,
         )
         return rule if deadline is None else AnyOf((Deadline(deadline), rule))
 
@@ -496,6 +548,8 @@ class SipradReconstructor:
         pretrained: int,
         valid: torch.Tensor | None,
         after_pretraining: ModelState | None = None,
+        held_out: HeldOut | None = None,
+        kept: int | None = None,
     ) -> SipradResult:
         with torch.no_grad():
             phi_raw = phase.phase(None)
@@ -548,7 +602,22 @@ class SipradReconstructor:
             seconds=time.perf_counter() - start,
             pretrain_iterations=pretrained,
             pretrained=after_pretraining,
+            holdout_loss=[] if held_out is None else [v for _, v in held_out.values],
+            kept_iteration=kept,
         )
+
+
+def _snapshot(phase: PhaseModel, amplitude: Amplitude) -> tuple[dict, dict | None]:
+    """CPU copies of the phase (and learned amplitude) network weights."""
+    amp = weights(amplitude.net) if isinstance(amplitude, LearnedAmplitude) else None
+    return weights(phase.net), amp
+
+
+def _restore(phase: PhaseModel, amplitude: Amplitude, snapshot: tuple[dict, dict | None]) -> None:
+    """Load the weights of :func:`_snapshot` back (the optimiser state is kept)."""
+    phase.net.load_state_dict(snapshot[0])
+    if snapshot[1] is not None and isinstance(amplitude, LearnedAmplitude):
+        amplitude.net.load_state_dict(snapshot[1])
 
 
 def fresnel_length_px(params: MicroscopeParams) -> float:

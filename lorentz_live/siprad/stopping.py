@@ -50,6 +50,44 @@ class Plateau:
         return "plateau" if previous - current < self.tolerance * previous else None
 
 
+class HeldOut:
+    """Stop when the held-out misfit has not improved for ``patience`` iterations.
+
+    The loop fits only some pixels; the misfit on the others, ``record``-ed every
+    few iterations for the noise-free network output, tracks the signal error,
+    not the noise, so its minimum marks the iterate before the network starts
+    to fit noise, at any signal level.  Values are smoothed by an exponential
+    average (``smoothing`` = weight of the past) before comparison.
+    ``improved`` is True right after a new best: the caller snapshots that
+    iterate and restores it when the rule fires.
+    """
+
+    def __init__(self, patience: int, min_iterations: int = 0, smoothing: float = 0.5) -> None:
+        self.patience = patience
+        self.min_iterations = min_iterations
+        self.smoothing = smoothing
+        self.values: list[tuple[int, float]] = []
+        self.average: float | None = None
+        self.best = float("inf")
+        self.best_iteration = -1
+        self.improved = False
+
+    def record(self, iteration: int, value: float) -> None:
+        """The held-out misfit of iterate ``iteration`` (call before the rule)."""
+        self.values.append((iteration, value))
+        s = self.smoothing
+        self.average = value if self.average is None else s * self.average + (1 - s) * value
+        self.improved = self.average < self.best
+        if self.improved:
+            self.best, self.best_iteration = self.average, iteration
+
+    def __call__(self, iteration: int, losses: Sequence[float]) -> str | None:
+        """ "held-out" once ``patience`` iterations passed without a new best."""
+        if self.best_iteration < 0 or iteration < self.min_iterations:
+            return None
+        return "held-out" if iteration - self.best_iteration >= self.patience else None
+
+
 @dataclass(frozen=True)
 class Deadline:
     """Stop at ``time.perf_counter() >= at`` (after at least one iteration)."""
@@ -83,9 +121,13 @@ def stop_rule(
     min_iterations: int,
     plateau_window: int,
     plateau_tolerance: float,
+    held_out: HeldOut | None = None,
 ) -> AnyOf:
-    """The rule for ``SipradConfig.stop`` (``"discrepancy"``, ``"plateau"`` or ``"none"``)."""
+    """The rule for ``SipradConfig.stop`` (``"discrepancy"``, ``"plateau"``,
+    ``"held-out"`` (needs ``held_out``) or ``"none"``)."""
     rules: list[StopRule] = []
+    if kind == "held-out" and held_out is not None:
+        rules.append(held_out)
     if kind == "discrepancy":
         rules.append(Discrepancy(target, min_iterations))
     if kind in ("discrepancy", "plateau"):

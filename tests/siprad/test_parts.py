@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lorentz_live.physics import MicroscopeParams, forward_image, simulate_image, transfer_function
-from lorentz_live.siprad import AnyOf, Deadline, Discrepancy, Plateau, optimise
+from lorentz_live.siprad import AnyOf, Deadline, Discrepancy, HeldOut, Plateau, optimise
 from lorentz_live.siprad.problem import ForwardProblem, TransferCache
 from lorentz_live.siprad.scale import fit_scale
 from tests.siprad.conftest import bubble_phase
@@ -26,6 +26,25 @@ def test_plateau_compares_window_means() -> None:
     assert rule(3, [4.0, 4.0, 1.0, 1.0]) is None  # improved by 75 %
     assert rule(3, [4.0, 4.0, 3.9, 3.8]) == "plateau"  # improved by 4 %
     assert rule(4, [4.0, 4.0, 3.9, 3.8, 3.7]) is None  # not at a window boundary
+
+
+def test_held_out_keeps_the_best_and_waits_patience() -> None:
+    rule = HeldOut(patience=30, smoothing=0.0)  # no smoothing: the raw values
+    assert rule(50, []) is None  # nothing recorded yet
+    fired = []
+    for i, value in enumerate([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 3.05, 2.0]):
+        rule.record(10 * i, value)  # scored every 10 iterations
+        fired.append(rule(10 * i, []))
+        if i == 2:
+            assert rule.improved and rule.best_iteration == 20
+        if i == 3:
+            assert not rule.improved
+    # best at iteration 20; 30 iterations without a new best -> fires at 50
+    assert fired[:5] == [None] * 5 and fired[5] == "held-out"
+    smooth = HeldOut(patience=100, smoothing=0.5)
+    for i, value in enumerate((4.0, 0.0, 4.0)):
+        smooth.record(i, value)
+    assert smooth.average == 3.0 and smooth.best == 2.0 and smooth.best_iteration == 1
 
 
 def test_deadline_and_any_of_order() -> None:
