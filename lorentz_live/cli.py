@@ -439,7 +439,7 @@ def _run(args: argparse.Namespace) -> None:
     engine = LiveEngine(config)
     guard = GuardConfig(max_side_px=args.max_side or GuardConfig.max_side_px)
     server = _control_server(args, engine)
-    tomo = _tomo_collector(args.tomo_out) if args.tomo_out else None
+    tomo, tomo_status = _tomo_collector(args.tomo_out) if args.tomo_out else (None, None)
     runner = LiveRunner(
         engine,
         args.source,
@@ -451,6 +451,7 @@ def _run(args: argparse.Namespace) -> None:
         control=server.control if server else None,
         guard=guard,
         tomo=tomo,
+        header_extras=(lambda: {"tomo": tomo_status.header()}) if tomo_status else None,
         **options,
     )
     pusher = record_results(
@@ -531,8 +532,10 @@ def _gui(args: argparse.Namespace) -> None:
 
 
 def _tomo_collector(folder: str):
-    """Collector that writes every reconstructed tilt-series pair to ``folder``."""
+    """Collector that writes every reconstructed tilt-series pair to ``folder``, and the
+    :class:`TomoStatus` announcing its progress and volumes on the results stream."""
     from lorentz_live.io.tilt_series import save_tomogram
+    from lorentz_live.live.tomo_status import TomoStatus
     from lorentz_live.tomo.collect import TiltSeriesCollector
 
     out = Path(folder)
@@ -542,9 +545,12 @@ def _tomo_collector(folder: str):
     def write(result, info: dict) -> None:
         path = out / f"tomo_{info['series_x']}_{info['series_y']}.npz"
         save_tomogram(path, result.b.numpy(), result.b_vfet.numpy(), info["voxel_size_nm"])
+        status.written(path, info)
         print(f"wrote {path}: tomogram of {info['tilts_x']} + {info['tilts_y']} tilts", flush=True)
 
-    return TiltSeriesCollector(write)
+    collector = TiltSeriesCollector(write)
+    status = TomoStatus(collector.progress)
+    return collector, status
 
 
 def _tomo(args: argparse.Namespace) -> None:
