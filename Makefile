@@ -65,7 +65,7 @@ bench-record: $(VENV)/.dev
 	$(PY) benchmarks/record.py
 
 bench-tomo: $(VENV)/.dev
-	$(PY) benchmarks/tomo.py
+	$(PY) benchmarks/tomo.py $(ARGS)
 
 # viewer display rate, GUI-thread time, 10-minute memory soak (about 12 min)
 bench-gui: $(VENV)/.dev

@@ -31,7 +31,7 @@ from acquisition_bridge.keys import MICROSCOPE_KEYS
 
 #: Protocol version "MAJOR.MINOR".  A receiver accepts any minor version of its
 #: major (minor versions only add optional keys); another major is rejected.
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 PROTOCOL_MAJOR = 1
 
 FRAME = "frame"

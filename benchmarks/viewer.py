@@ -15,13 +15,17 @@ camera frame through ``ImageItem.setImage`` with levels and a lookup table),
 the camera rate it received, GUI-thread time per display update (the timer
 callback that takes the newest frame/result and hands them to pyqtgraph), and
 the share of frames superseded before display.  The soak streams the first
-size for ``--soak-s`` seconds and samples the process's resident memory.
+size and the results for ``--soak-s`` seconds (documented runs: >= 600), samples
+the process's resident memory every ``SAMPLE_S`` and calls it flat when the linear
+trend of its per-minute lowest values after the first minute is below
+``FLAT_MB_PER_MIN``.
 Writes the "gui" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -41,6 +45,39 @@ from lorentz_live.physics import MicroscopeParams
 from lorentz_live.simulator import bridge_command, free_loopback_endpoint
 
 OUT = Path(__file__).resolve().parent.parent / "out" / "bench-gui"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def heap_mb() -> tuple[float, float]:
+    """(in use, free) bytes of the C heap in MB (glibc ``mallinfo2``; NaN elsewhere).
+
+    In use = malloc'd and not freed (``uordblks`` + mmapped ``hblkhd``); free = held
+    by malloc but unused (``fordblks``): growth there is fragmentation, not a leak.
+    """
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return float("nan"), float("nan")
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20, info.fordblks / 2**20
 
 
 def rss_mb() -> float:
@@ -122,9 +159,11 @@ def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
         busy += time.perf_counter() - tick
         time.sleep(0.002)
         if sample_s and now >= next_sample:
-            memory.append((now - start, rss_mb()))
+            memory.append((now - start, rss_mb(), *heap_mb()))
             next_sample += sample_s
     elapsed = time.monotonic() - start
+    if sample_s:
+        memory.append((elapsed, rss_mb(), *heap_mb()))  # the end of the soak itself
     updates = window.update_times_s[updates_before:]
     shown = window.model.frames - shown_before
     return {
@@ -138,6 +177,69 @@ def measure(app, window, seconds: float, *, sample_s: float = 0.0) -> dict:
         "update_ms_p99": 1e3 * float(np.percentile(updates, 99)) if updates else float("nan"),
         "memory": memory,
     }
+
+
+#: Memory samples during the soak, s.
+SAMPLE_S = 2.0
+#: The soak passes when the memory trend after its first minute is below this, MB/min.
+FLAT_MB_PER_MIN = 0.2
+
+
+def minute_floors(memory: list[tuple[float, ...]], column: int) -> np.ndarray:
+    """(minute, lowest value) per whole minute of the soak after the first.
+
+    The samples toggle by the size of a frame buffer that happens to be alive at
+    the moment (2 MB for 1024² uint16); the lowest value of each minute is what
+    stays between frames, the quantity that must not grow.
+    """
+    rows = np.array(memory)
+    minutes = np.floor(rows[:, 0] / 60.0)
+    counts = {m: int((minutes == m).sum()) for m in np.unique(minutes)}
+    full = max(counts.values())
+    return np.array(
+        [
+            (m, rows[minutes == m, column].min())
+            for m, count in counts.items()
+            if m >= 1 and count >= full // 2  # whole minutes only
+        ]
+    )
+
+
+def trend_mb_per_min(memory: list[tuple[float, ...]], column: int) -> float:
+    """Least-squares slope of the per-minute lowest ``column`` after the first minute, MB/min."""
+    floors = minute_floors(memory, column)
+    if len(floors) < 3 or not np.isfinite(floors[:, 1]).all():
+        return float("nan")
+    return float(np.polyfit(floors[:, 0], floors[:, 1], 1)[0])
+
+
+def soak_summary(soak: dict, size: int) -> str:
+    """One paragraph on the soak's memory: values at 1 min and the end, trends, verdict."""
+    memory = soak["memory"]
+    (OUT / "soak.json").write_text(json.dumps(memory))  # (t s, RSS, heap in use, heap free) MB
+    floors = minute_floors(memory, 1)
+    slope = trend_mb_per_min(memory, 1)
+    minutes = memory[-1][0] / 60.0
+    verdict = (
+        f"flat (|trend| < {FLAT_MB_PER_MIN} MB/min)"
+        if abs(slope) < FLAT_MB_PER_MIN
+        else f"GROWING (|trend| >= {FLAT_MB_PER_MIN} MB/min)"
+    )
+    if not soak["results"]:
+        verdict = "NOT A VALID SOAK: no result arrived (the growth came with results)"
+    rss = np.array([row[1] for row in memory])
+    return (
+        f"Memory while streaming {size}² frames and results for {minutes:.1f} min "
+        f"({soak['results']} results shown meanwhile, "
+        f"{soak['results'] / max(minutes, 1e-9):.0f} per min).  Resident set of the viewer "
+        f"process sampled every {SAMPLE_S:g} s ({rss.min():.1f}-{rss.max():.1f} MB: a frame "
+        f"buffer more or less); its lowest value per minute: {floors[0, 1]:.1f} MB in the "
+        f"second minute, {floors[-1, 1]:.1f} MB in the last; linear trend of these after the "
+        f"first minute {slope:+.3f} MB/min: {verdict}.  C heap (glibc mallinfo2), same "
+        f"method: in use {trend_mb_per_min(memory, 2):+.3f} MB/min, free but held "
+        f"{trend_mb_per_min(memory, 3):+.3f} MB/min."
+        + ("" if minutes >= 10.0 else f"  (A soak of {minutes:.1f} min: shorter than 10 min.)")
+    )
 
 
 def run_size(app, size: int, fps: float, seconds: float, results_ep: str, soak_s: float) -> dict:  # noqa: PLR0917
@@ -154,7 +256,7 @@ def run_size(app, size: int, fps: float, seconds: float, results_ep: str, soak_s
             measure(app, window, 1.0)
         row = measure(app, window, seconds)
         if soak_s:
-            row["soak"] = measure(app, window, soak_s, sample_s=10.0)["memory"]
+            row["soak"] = measure(app, window, soak_s, sample_s=SAMPLE_S)
     finally:
         window.close()
         window.shutdown()
@@ -217,19 +319,7 @@ def main() -> None:
         )
     first = rows[args.sizes[0]]
     if first.get("soak"):
-        soak = first["soak"]
-        early = [mb for t, mb in soak if 50.0 <= t <= 70.0] or [soak[0][1]]
-        late = [mb for t, mb in soak if t >= soak[-1][0] - 20.0]
-        times = np.array([t for t, _ in soak if t >= 60.0])
-        values = np.array([mb for t, mb in soak if t >= 60.0])
-        slope = float(np.polyfit(times / 60.0, values, 1)[0]) if len(times) > 2 else float("nan")
-        lines += [
-            "",
-            f"Memory while streaming {args.sizes[0]}² frames for {soak[-1][0] / 60:.1f} min "
-            f"(resident set of the viewer process, sampled every 10 s): "
-            f"{statistics.median(early):.0f} MB at 1 min, {statistics.median(late):.0f} MB at the "
-            f"end; linear trend after the first minute {slope:+.2f} MB/min.",
-        ]
+        lines += ["", soak_summary(first["soak"], args.sizes[0])]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

@@ -24,14 +24,17 @@ def build_window(
     *,
     control_curve_key: bytes | None = None,
 ):
-    """A :class:`gui.window.MainWindow` on these endpoints (needs a QApplication)."""
+    """The main window with the 3D panel on these endpoints (needs a QApplication)."""
+    from gui import tomo_panel
     from gui.streams import StreamReceiver
     from gui.window import MainWindow
     from lorentz_live.live.control import ControlClient
 
     receiver = StreamReceiver(source, results)
     client = ControlClient(control, curve_server_key=control_curve_key) if control else None
-    return MainWindow(receiver, client)
+    window = MainWindow(receiver, client)
+    tomo_panel.install(window)
+    return window
 
 
 def run_viewer(args: argparse.Namespace) -> int:

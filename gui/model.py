@@ -15,6 +15,8 @@ import numpy as np
 
 #: Points kept per time series (a day at one point per 5 s); older ones are dropped.
 HISTORY_POINTS = 20_000
+#: Points drawn per plotted series at most (decimated over the whole history).
+DISPLAY_POINTS = 256
 #: Shortest interval between two metadata points from the camera stream, s.
 METADATA_INTERVAL_S = 0.5
 #: Results stream counted as quiet after this many seconds without a result.
@@ -94,19 +96,26 @@ def numeric_items(header: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 class Series:
-    """A bounded (t, y) time series in preallocated ring buffers (memory fixed from the start)."""
+    """A bounded (t, y) time series in preallocated ring buffers (memory fixed from the start).
+
+    The buffers are written once at creation so that their pages are resident
+    at once: a lazily allocated ring would make the process grow for hours
+    while it fills.
+    """
 
     def __init__(self, maxlen: int = HISTORY_POINTS) -> None:
-        self._t = np.empty(maxlen)
-        self._y = np.empty(maxlen)
+        self._t = np.full(maxlen, np.nan)
+        self._y = np.full(maxlen, np.nan)
         self._next = 0
         self._count = 0
+        self.total = 0  # points ever appended (a change counter for displays)
 
     def append(self, t: float, y: float) -> None:
         self._t[self._next] = t
         self._y[self._next] = y
         self._next = (self._next + 1) % len(self._t)
         self._count = min(self._count + 1, len(self._t))
+        self.total += 1
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of (t, y), oldest first."""
@@ -114,6 +123,26 @@ class Series:
             return self._t[: self._count].copy(), self._y[: self._count].copy()
         order = np.r_[self._next : len(self._t), 0 : self._next]
         return self._t[order], self._y[order]
+
+    def display_arrays(self, max_points: int = DISPLAY_POINTS) -> tuple[np.ndarray, np.ndarray]:
+        """(t, y) of at most ``max_points`` points spanning the whole history, for plots.
+
+        Every ``stride``-th point counted from the first ever appended, plus the
+        newest; ``stride`` is the smallest power of two that fits, so a point
+        once shown stays shown until the stride doubles (no flicker), and a
+        plot's cost stays bounded however long the session runs.
+        """
+        t, y = self.arrays()
+        if len(t) <= max_points:
+            return t, y
+        stride = 1
+        while -(-len(t) // stride) + 1 > max_points:
+            stride *= 2
+        first_index = self.total - len(t)  # running index of t[0]
+        keep = np.arange((-first_index) % stride, len(t), stride)
+        if keep[-1] != len(t) - 1:
+            keep = np.append(keep, len(t) - 1)
+        return t[keep], y[keep]
 
     @property
     def last(self) -> float:

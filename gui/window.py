@@ -8,7 +8,8 @@ features slot in without touching this file's internals:
 * :attr:`MainWindow.toolbar` takes actions (e.g. a record button);
 * the signals :attr:`MainWindow.frame_shown` / :attr:`MainWindow.result_shown`
   hand every displayed :class:`~gui.streams.RawView` / :class:`~gui.streams.ResultView`
-  to such features.
+  to such features, :attr:`MainWindow.result_received` every result taken
+  (shown or filtered out by "maps shown").
 
 The GUI thread only displays: receiving and the per-frame numbers (levels,
 |B|, arrows) happen in :class:`gui.streams.StreamReceiver`'s thread; a timer
@@ -28,7 +29,9 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gui.model import (
+    DISPLAY_POINTS,
     SIGN_CONVENTIONS,
+    Series,
     ViewerModel,
     census_summary,
     defocus_from_display,
@@ -50,6 +53,12 @@ DISPLAY_PERIOD_MS = 15
 COLOUR_MAPS = ("grey", "viridis", "inferno", "cividis", "CET-D1")
 METADATA_DEFAULTS = ("temperature_k", "field_mt", "defocus_nm")
 CENSUS_KEYS = ("count", "diameter_mean_nm", "hexatic_order", "handedness", "period_nm")
+
+
+#: One pen and brush object for every plot symbol.  pyqtgraph's symbol atlas keys on the
+#: objects' identity: colours given as tuples become new objects at every setData and
+#: add an atlas entry each time (the viewer grew ~2 MB/min that way).
+_SYMBOL = {"symbolPen": pg.mkPen(200, 200, 200), "symbolBrush": pg.mkBrush(50, 50, 150)}
 
 
 def _lookup_table(name: str) -> np.ndarray | None:
@@ -85,6 +94,7 @@ class ImagePanel(pg.GraphicsLayoutWidget):
         self._bar_for: tuple[float, float] | None = None
         self._rect: tuple[int, int, float] | None = None
         self.legend_view = None
+        self.legend_labels: list[pg.TextItem] = []  # "+x" (columns), "+y" (rows)
         if legend:  # the colour-wheel legend, drawn by the physics code that colours the maps
             self.legend_view = self.addViewBox(
                 row=1, col=1, lockAspect=True, invertY=True, enableMouse=False, enableMenu=False
@@ -96,6 +106,7 @@ class ImagePanel(pg.GraphicsLayoutWidget):
                 label = pg.TextItem(text, color="w", anchor=anchor)
                 label.setPos(*pos)
                 self.legend_view.addItem(label)
+                self.legend_labels.append(label)
             # the labels lie outside the disc: a fixed range keeps them in view
             self.legend_view.setRange(xRange=(-2, 122), yRange=(-14, 110), padding=0)
             self.legend_view.disableAutoRange()
@@ -136,6 +147,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     frame_shown = QtCore.Signal(object)
     result_shown = QtCore.Signal(object)
+    result_received = QtCore.Signal(object)
 
     def __init__(
         self,
@@ -164,6 +176,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._control_last_reply: float | None = None
         self._params_edited = False
         self._closed = False
+        self._plotted: dict[int, tuple[int, int, str]] = {}  # curve -> what it shows
+        self.display_points = DISPLAY_POINTS  # per plotted history, at most
 
         self.toolbar = self.addToolBar("main")
         self.toolbar.setObjectName("main-toolbar")
@@ -196,13 +210,15 @@ class MainWindow(QtWidgets.QMainWindow):
         widget: QtWidgets.QWidget,
         area: QtCore.Qt.DockWidgetArea = QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
     ) -> QtWidgets.QDockWidget:
-        """Add ``widget`` as a dock (tabbed with the plots on the right by default)."""
+        """Add ``widget`` as a dock (a tab behind the plots on the right by default)."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         if area == QtCore.Qt.DockWidgetArea.RightDockWidgetArea and self._plot_docks:
+            shown = [d for d in self._plot_docks if not d.visibleRegion().isEmpty()]
             self.tabifyDockWidget(self._plot_docks[-1], dock)
+            (shown or self._plot_docks)[-1].raise_()  # the tab in front stays in front
         return dock
 
     # ---- construction --------------------------------------------------------------
@@ -346,7 +362,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loss_frame = convergence.addPlot(row=1, col=0, title="final loss per frame")
         self.loss_frame.setLogMode(y=True)
         self.loss_frame.setLabel("bottom", "time", "s")
-        self.loss_frame_curve = self.loss_frame.plot(pen="y", symbol="o", symbolSize=4)
+        self.loss_frame_curve = self.loss_frame.plot(pen="y", symbol="o", symbolSize=4, **_SYMBOL)
 
         metadata = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(metadata)
@@ -371,7 +387,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.census_plots: dict[str, Any] = {}
         for row, key in enumerate(CENSUS_KEYS):
             plot = plots.addPlot(row=row, col=0, title=key)
-            self.census_plots[key] = (plot, plot.plot(pen="g", symbol="o", symbolSize=3))
+            self.census_plots[key] = (plot, plot.plot(pen="g", symbol="o", symbolSize=3, **_SYMBOL))
         self.census_text = QtWidgets.QLabel("")
         box.addWidget(self.census_text)
 
@@ -423,6 +439,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_result(self, result: ResultView, now: float) -> None:
         header, arrays = result.header, result.arrays
         self.model.on_result(header, now)
+        self.result_received.emit(result)  # every result, shown or not (e.g. tilt progress)
         wanted = self.map_source.currentText()
         method = header.get("method", "siprad")
         if (wanted == "refined only" and method != "siprad") or (
@@ -456,8 +473,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """Plots, labels and the status bar (2 Hz: they need not follow every frame)."""
         now = time.monotonic()
         model = self.model
-        if len(model.loss_per_frame):
-            t, loss = model.loss_per_frame.arrays()
+        if self._plot_changed(self.loss_frame_curve, model.loss_per_frame):
+            t, loss = model.loss_per_frame.display_arrays(self.display_points)
             self.loss_frame_curve.setData(t, np.clip(loss, 1e-30, None))
         keys = sorted(model.metadata)
         if keys != [self.metadata_key.itemText(i) for i in range(self.metadata_key.count())]:
@@ -469,21 +486,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self.metadata_key.blockSignals(False)
         for key, (plot, curve) in self.metadata_plots.items():
             name = self.metadata_key.currentText() if key == "picked" else key
-            plot.setTitle(name)
+            if plot.titleLabel.text != name:
+                plot.setTitle(name)
             series = model.metadata.get(name)
-            if series is not None and len(series):
-                curve.setData(*series.arrays())
+            if series is not None and self._plot_changed(curve, series, name):
+                curve.setData(*series.display_arrays(self.display_points))
         by_temperature = self.census_axis.currentText() == "against temperature"
         source = model.census_temperature if by_temperature else model.census
         for key, (plot, curve) in self.census_plots.items():
-            plot.setLabel(
-                "bottom",
-                "temperature" if by_temperature else "time",
-                "K" if by_temperature else "s",
-            )
+            axis = "temperature" if by_temperature else "time"
+            if plot.getAxis("bottom").labelText != axis:
+                plot.setLabel("bottom", axis, "K" if by_temperature else "s")
             series = source.get(key)
-            if series is not None and len(series):
-                curve.setData(*series.arrays())
+            if series is not None and self._plot_changed(curve, series, axis):
+                curve.setData(*series.display_arrays(self.display_points))
         self._update_info(now)
         self._update_status(now)
         if self.control is not None and (
@@ -491,6 +507,21 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             self._control_sent_at = now
             self.control.send("status")
+
+    def _plot_changed(self, curve: Any, series: Series, view: str = "") -> bool:
+        """Whether ``curve`` must be redrawn from ``series`` (new points or another view).
+
+        Plots are redrawn only when their data changed, and always decimated
+        (:meth:`gui.model.Series.display_arrays`): their cost, in time and in
+        memory, stays bounded over a session of any length.
+        """
+        if not len(series):
+            return False
+        state = (id(series), series.total, view)
+        if self._plotted.get(id(curve)) == state:
+            return False
+        self._plotted[id(curve)] = state
+        return True
 
     def _update_info(self, now: float) -> None:
         result = self.last_result

@@ -124,6 +124,7 @@ class TiltSeriesSource(Source):
             **self.params.to_dict(),
             "series_id": f"tilt-{axis}-{self.texture}-seed{self.seed}",
             "series_role": f"tilt_{axis}",
+            "series_tilts": len(self.plan) // 2,
             "tilt_x_deg": angle_deg if axis == "x" else 0.0,
             "tilt_y_deg": angle_deg if axis == "y" else 0.0,
             "extra": {"simulated": True, "texture": self.texture, "frame_index": self._index},

@@ -163,7 +163,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, change: dict, message
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--absorption-length", "-5"), ("--mean-inner-potential", "nan")]
+    ("flag", "value"),
+    [
+        ("--absorption-length", "-5"),
+        ("--mean-inner-potential", "nan"),
+        ("--island-thickness", "-10"),
+        ("--island-thickness", "inf"),
+    ],
 )
 def test_bad_material_exits_2(workdir, capsys, flag: str, value: str) -> None:
     np.save(workdir / "image.npy", np.ones((32, 32), np.float32))
@@ -289,3 +295,31 @@ def test_siprad_round_trip_writes_fit_loss_and_amplitude(workdir, capsys) -> Non
     assert 1 <= result["loss"].size <= 30
     assert np.isfinite(result["phi_m"]).all()
     assert "siprad:" in capsys.readouterr().out  # piped: a summary line, no progress bar
+
+
+def test_amplitude_help_quotes_the_measured_figures() -> None:
+    from lorentz_live import measured  # written by benchmarks/accuracy.py
+    from lorentz_live.cli import amplitude_help
+
+    text = " ".join(amplitude_help().split())
+    for figures in measured.AMPLITUDE.values():
+        for phase, b in figures.values():
+            assert f"{phase:.2f} / {b:.2f}" in text
+        modes = {k: v for k, v in figures.items() if k not in ("sitie", "tuned")}
+        modes = {k: v for k, v in modes.items() if "true" not in k}
+        best = max(modes, key=lambda k: modes[k][0] + modes[k][1])
+        assert f"Recommended (best mean of phase and B): {best}" in text
+
+
+def test_sample_flags_reach_the_siprad_config() -> None:
+    from lorentz_live.cli import _siprad_config, build_parser
+
+    args = build_parser().parse_args(
+        ["reconstruct", "i.npy", "--params", "p.json", "--out", "r.npz", "--amplitude",
+         "thickness", "--island-thickness", "10", "--mean-inner-potential", "12",
+         "--absorption-length", "80"]
+    )  # fmt: skip
+    config = _siprad_config(args)
+    assert config.amplitude == "thickness" and config.island_thickness_nm == 10.0
+    assert config.material.mean_inner_potential_v == 12.0
+    assert config.material.absorption_length_nm == 80.0

@@ -23,6 +23,10 @@ Commands (``"command"`` key; every other key is an argument):
 ``set_roi``               ``roi``: ``[y0, x0, height, width]`` px of the camera
                           frame to reconstruct, or nil for the whole frame;
                           the shape changes, so the engine restarts cold
+``set_sample``            SIPRAD's sample model: ``amplitude`` (mode),
+                          ``mean_inner_potential_v`` (V), ``absorption_length_nm``,
+                          ``island_thickness_nm`` (nm or nil); the forward
+                          model changes, so the engine restarts cold
 ========================  ====================================================
 """
 
@@ -42,6 +46,7 @@ import zmq
 from acquisition_bridge.keys import MICROSCOPE_KEYS
 from lorentz_live.errors import InputError
 from lorentz_live.physics import MicroscopeParams
+from lorentz_live.siprad.config import AMPLITUDE_MODES, SipradConfig
 
 log = logging.getLogger("lorentz_live.live.control")
 
@@ -49,7 +54,17 @@ log = logging.getLogger("lorentz_live.live.control")
 MAX_REQUEST_BYTES = 64 * 1024
 #: Smallest side of a region of interest, px.
 MIN_ROI_PX = 16
-COMMANDS = ("status", "set_params", "clear_params", "set_budget", "reset", "set_roi")
+COMMANDS = (
+    "status",
+    "set_params",
+    "clear_params",
+    "set_budget",
+    "reset",
+    "set_roi",
+    "set_sample",
+)
+#: ``set_sample`` arguments that are material constants (> 0; nm or V as named).
+SAMPLE_NUMBERS = ("mean_inner_potential_v", "absorption_length_nm")
 
 
 class ControlError(ValueError):
@@ -85,6 +100,7 @@ def parse_request(request: Any) -> tuple[str, dict[str, Any]]:
         "set_budget": {"time_budget_s", "warm_iterations", "cold_iterations"},
         "reset": {"reason"},
         "set_roi": {"roi"},
+        "set_sample": {"amplitude", "island_thickness_nm", *SAMPLE_NUMBERS},
     }[command]
     unknown = sorted(set(given) - allowed)
     if unknown:
@@ -160,6 +176,34 @@ def _check_roi(given: dict[str, Any]) -> dict[str, Any]:
     return {"roi": roi}
 
 
+def _check_sample(given: dict[str, Any]) -> dict[str, Any]:
+    if not given:
+        raise ControlError(
+            "set_sample needs amplitude, mean_inner_potential_v, absorption_length_nm "
+            "or island_thickness_nm"
+        )
+    checked: dict[str, Any] = {}
+    if "amplitude" in given:
+        if given["amplitude"] not in AMPLITUDE_MODES:
+            raise ControlError(
+                f"set_sample: amplitude must be one of {AMPLITUDE_MODES}, "
+                f"got {given['amplitude']!r}"
+            )
+        checked["amplitude"] = given["amplitude"]
+    for name in SAMPLE_NUMBERS:
+        if name in given:
+            value = _number(name, given[name])
+            if value is None or value <= 0:
+                raise ControlError(f"set_sample: {name} must be > 0, got {value!r}")
+            checked[name] = value
+    if "island_thickness_nm" in given:
+        value = _number("island_thickness_nm", given["island_thickness_nm"], allow_none=True)
+        if value is not None and value <= 0:
+            raise ControlError(f"set_sample: island_thickness_nm must be > 0 or nil, got {value!r}")
+        checked["island_thickness_nm"] = value
+    return checked
+
+
 _CHECKS = {
     "status": lambda given: {},
     "set_params": _check_params,
@@ -167,6 +211,7 @@ _CHECKS = {
     "set_budget": _check_budget,
     "reset": _check_reset,
     "set_roi": _check_roi,
+    "set_sample": _check_sample,
 }
 
 
@@ -214,6 +259,7 @@ class EngineControl:
             "time_budget_s": config.time_budget_s,
             "warm_iterations": config.warm_max_iterations,
             "cold_iterations": config.siprad.max_iterations,
+            "sample": sample_state(config.siprad),
             "device": config.device,
             "frames_done": engine.frames_done,
             "cold_starts": engine.cold_starts,
@@ -255,6 +301,9 @@ class EngineControl:
         elif command == "set_roi":
             with self._lock:
                 self.roi = args["roi"]
+        elif command == "set_sample":
+            engine.reconfigure(siprad=sample_config(engine.config.siprad, args))
+            engine.request_cold_restart("sample changed")
         self.applied += 1
         log.info("control: applied %s %s", command, args)
 
@@ -282,6 +331,29 @@ class EngineControl:
             changes["image"] = image[y0 : y0 + height, x0 : x0 + width]
             changes["metadata"] = {**frame.metadata, "roi": list(roi)}
         return dataclasses.replace(frame, **changes) if changes else frame
+
+
+def sample_config(siprad: SipradConfig, args: Mapping[str, Any]) -> SipradConfig:
+    """``siprad`` (a SipradConfig) with the checked ``set_sample`` arguments applied."""
+    changes: dict[str, Any] = {}
+    if "amplitude" in args:
+        changes["amplitude"] = args["amplitude"]
+    if "island_thickness_nm" in args:
+        changes["island_thickness_nm"] = args["island_thickness_nm"]
+    material = {k: args[k] for k in SAMPLE_NUMBERS if k in args}
+    if material:
+        changes["material"] = dataclasses.replace(siprad.material, **material)
+    return siprad.replace(**changes)
+
+
+def sample_state(siprad: SipradConfig) -> dict[str, Any]:
+    """The sample model of ``siprad`` as ``set_sample`` keys (for ``state``)."""
+    return {
+        "amplitude": siprad.amplitude,
+        "mean_inner_potential_v": siprad.material.mean_inner_potential_v,
+        "absorption_length_nm": siprad.material.absorption_length_nm,
+        "island_thickness_nm": siprad.island_thickness_nm,
+    }
 
 
 def _decode(parts: list[bytes]) -> Any:

@@ -18,6 +18,7 @@ import queue
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -165,6 +166,8 @@ class LiveRunner:
         instant phi_m of tilt-series frames and the series_end markers, or ``None``.
     control : operator commands (:mod:`lorentz_live.live.control`), applied
         before each frame.
+    header_extras : called per published result; the keys it returns are added
+        to the header (``tomo``: :class:`lorentz_live.live.tomo_status.TomoStatus`).
     """
 
     def __init__(
@@ -186,8 +189,10 @@ class LiveRunner:
         publisher_options: dict[str, Any] | None = None,
         tomo: Any = None,
         control: EngineControl | None = None,
+        header_extras: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.engine = engine
+        self.header_extras = header_extras
         self.guard = FrameGuard(engine, guard)  # before the listener below: it flags results
         self._options = (subscriber_options or {}, publisher_options or {})
         self._last_progress = 0.0
@@ -336,8 +341,11 @@ class LiveRunner:
                 summary.refine_latencies_s.append(result.latency_s)
                 summary.capped += result.stop_reason == "max_iterations"
             if publisher is not None:
+                header = result_header(result, summary, summary.dropped)
+                if self.header_extras is not None:
+                    header.update(self.header_extras())
                 publisher.publish(
-                    result_header(result, summary, summary.dropped),
+                    header,
                     result_arrays(result),
                     seq=result.seq,
                     timestamp_ns=result.timestamp_ns,

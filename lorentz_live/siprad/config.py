@@ -9,8 +9,9 @@ from typing import Any
 from lorentz_live.errors import InputError
 from lorentz_live.physics import Material
 from lorentz_live.siprad.network import NetworkConfig
+from lorentz_live.siprad.thickness import check_island_thickness, check_material
 
-AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude")
+AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude", "thickness")
 STOP_RULES = ("discrepancy", "plateau", "held-out", "none")
 BOUNDARIES = ("pad", "periodic")
 SMOOTHING_MODES = ("none", "resolution", "fixed")
@@ -68,14 +69,20 @@ class SipradConfig:
     loss_weighting : ``"none"`` (pixel MSE) or ``"wiener"`` (MSE weighted in
         frequency by the Wiener gain).
     amplitude : ``"none"`` (uniform), ``"threshold"`` (fixed dual-valued map from
-        the image), ``"learn"`` (a second DIP, paper Methods) or ``"exclude"``
+        the image), ``"learn"`` (a second DIP, paper Methods), ``"thickness"`` (one
+        thickness map from the low-passed image sets both a and phi_e:
+        :mod:`lorentz_live.siprad.thickness`) or ``"exclude"``
         (uniform amplitude; the thresholded contaminants, widened by
         ``exclude_margin`` Fresnel lengths sqrt(lambda |dz|), are left out of the
         misfit and the DIP fills phi_m in under them).
     exclude_margin : ``"exclude"``: widening of the mask, in Fresnel lengths.
     threshold : amplitude threshold in units of the mean intensity (None = 3/4 of
         the mode).
-    material : contaminant constants that turn an amplitude into phi_e.
+    material : constants of what varies in thickness (mean inner potential V0 in V,
+        absorption length xi0 in nm): they turn a thickness into a and phi_e.
+    island_thickness_nm : ``"thickness"`` mode: the sample is islands of this
+        thickness (nm) in vacuum (a patterned film): the thickness map is 0 or this.
+        ``None``: a continuous map (contamination on a film).
     amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
     dual_value_every : ``"learn"`` mode: project the amplitude on two values this often.
     seed : seeds the network initialisation and the input noise.
@@ -106,6 +113,7 @@ class SipradConfig:
     threshold: float | None = None
     exclude_margin: float = 1.0
     material: Material = field(default_factory=Material)
+    island_thickness_nm: float | None = None
     amplitude_network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
     )
@@ -128,6 +136,8 @@ class SipradConfig:
             raise InputError("iteration counts must be >= 0")
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_material(self.material)
+        check_island_thickness(self.island_thickness_nm)
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise InputError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction!r}")
         if self.holdout_every < 1:

@@ -62,6 +62,7 @@ from lorentz_live.siprad.noise import NoiseEstimate, estimate_noise
 from lorentz_live.siprad.problem import ForwardProblem, TransferCache
 from lorentz_live.siprad.scale import fit_scale
 from lorentz_live.siprad.stopping import AnyOf, Deadline, HeldOut, StopRule, stop_rule
+from lorentz_live.siprad.thickness import ThicknessAmplitude, thickness_model
 
 #: progress(iteration, max_iterations, loss); called once per main-loop iteration.
 ProgressCallback = Callable[[int, int, float], None]
@@ -72,7 +73,7 @@ AMPLITUDE_SEED_OFFSET = 7919
 NOISE_SEED_OFFSET = 1
 HOLDOUT_SEED_OFFSET = 104729
 
-Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude
+Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude | ThicknessAmplitude
 
 
 @dataclass
@@ -285,10 +286,17 @@ class SipradReconstructor:
         return sitie_phase(source, params)
 
     def _amplitude(
-        self, image: torch.Tensor, params: MicroscopeParams, problem: ForwardProblem, state
+        self,
+        image: torch.Tensor,
+        params: MicroscopeParams,
+        problem: ForwardProblem,
+        state,
+        thickness_nm: torch.Tensor | None = None,
     ) -> tuple[Amplitude, torch.Tensor | None]:
-        """The amplitude model of ``config.amplitude`` and the contaminant mask (or None)."""
+        """The amplitude model (``config.amplitude``, or a known thickness) and mask (or None)."""
         cfg = self.config
+        if cfg.amplitude == "thickness" or thickness_nm is not None:
+            return thickness_model(image, params, problem, cfg, thickness_nm), None
         if cfg.amplitude == "none":
             return UniformAmplitude(), None
         amp_map = threshold_amplitude(image, cfg.material, params.kv, threshold=cfg.threshold)
@@ -358,6 +366,7 @@ class SipradReconstructor:
         observe_every: int = 50,
         deadline: float | None = None,
         pretrain_progress: ProgressCallback | None = None,
+        thickness_nm: Any = None,
         pretrained: ModelState | None = None,
     ) -> SipradResult:
         """Reconstruct phi_m from one defocused image.
@@ -378,6 +387,9 @@ class SipradReconstructor:
             iteration; ``pretrain_iterations`` in the result says how many ran).
         pretrain_progress : optional ``pretrain_progress(iteration, pretrain_iterations, loss)``
             during pre-training.
+        thickness_nm : a known excess-thickness map (nm) [H, W]: amplitude and phi_e
+            then follow from it and ``config.material`` (held fixed; overrides
+            ``config.amplitude``).
         pretrained : cold start only: phase-DIP weights and Adam state to start
             from instead of a freshly initialised network
             (``SipradResult.pretrained`` of an earlier cold start); pre-training
@@ -397,8 +409,8 @@ class SipradReconstructor:
         problem = ForwardProblem.build(
             (image.shape[0], image.shape[1]), params, cfg.boundary, cfg.pad_fraction, self.transfer
         )
-        amplitude, mask = self._amplitude(image, params, problem, state)
-        sitie = self._sitie_input(image, params, noise, mask)
+        amplitude, mask = self._amplitude(image, params, problem, state, thickness_nm)
+        sitie = self._sitie_input(magnetic_source(amplitude, image, problem), params, noise, mask)
         if cfg.amplitude == "learn":
             pretrained = None
         phase = self._phase_model(sitie, problem, state, pretrained)
@@ -408,6 +420,9 @@ class SipradReconstructor:
         if state is None:
             pretrain_count = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
             after_pretraining = phase.state()
+        fit_thickness(
+            amplitude, phase, problem, image, estimated=thickness_nm is None, deadline=deadline
+        )
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
         valid = None
@@ -618,6 +633,27 @@ def _restore(phase: PhaseModel, amplitude: Amplitude, snapshot: tuple[dict, dict
     phase.net.load_state_dict(snapshot[0])
     if snapshot[1] is not None and isinstance(amplitude, LearnedAmplitude):
         amplitude.net.load_state_dict(snapshot[1])
+
+
+def magnetic_source(amplitude: Amplitude, image: torch.Tensor, problem: ForwardProblem):
+    """The image SITIE starts from: a thickness model's own contrast removed."""
+    if isinstance(amplitude, ThicknessAmplitude):
+        return amplitude.magnetic_source(image, problem)
+    return image
+
+
+def fit_thickness(
+    amplitude: Amplitude,
+    phase: PhaseModel,
+    problem: ForwardProblem,
+    image: torch.Tensor,
+    *,
+    estimated: bool,
+    deadline: float | None,
+) -> None:
+    """An estimated thickness map: fit it to ``image`` with phi_m at the pre-trained phase."""
+    if isinstance(amplitude, ThicknessAmplitude) and estimated:
+        amplitude.fit(problem, phase.phase(None).detach(), image, deadline=deadline)
 
 
 def fresnel_length_px(params: MicroscopeParams) -> float:

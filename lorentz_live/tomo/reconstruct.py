@@ -1,4 +1,5 @@
-"""3D reconstruction of a pair of tilt series: VFET, then MagNet, then optional refinement."""
+"""3D reconstruction of a pair of tilt series: VFET, then MagNet, then data-consistency
+refinement (:data:`lorentz_live.tomo.refine.DEFAULT_ITERATIONS` steps unless told)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lorentz_live.tomo.magnet import load_model, magnet
-from lorentz_live.tomo.refine import refine
+from lorentz_live.tomo.refine import DEFAULT_ITERATIONS, refine
 from lorentz_live.tomo.vfet import vfet
 
 #: Largest tomogram edge, voxels: larger images are averaged down by an integer factor
@@ -42,15 +43,16 @@ def reconstruct_tilt_series(
     pixel_size_nm: float,
     *,
     model=None,
-    refine_iterations: int = 0,
+    refine_iterations: int = DEFAULT_ITERATIONS,
 ) -> TomoResult:
     """Reconstruct B from phases (rad) [n_x, N, N] about x and [n_y, N, N] about y.
 
     Images above :data:`MAX_SIZE` pixels are binned first (see :func:`bin_images`).
 
     ``model`` is (UNet3D, box size) from :func:`lorentz_live.tomo.magnet.load_model`
-    (default: the shipped weights).  ``refine_iterations`` > 0 adds the
-    data-consistency refinement of :mod:`lorentz_live.tomo.refine`.
+    (default: the shipped weights).  ``refine_iterations`` steps of the
+    data-consistency refinement of :mod:`lorentz_live.tomo.refine` follow MagNet
+    (0: none).
     """
     phase_x, voxel_nm = bin_images(torch.as_tensor(phase_x, dtype=torch.float32), pixel_size_nm)
     phase_y, _ = bin_images(torch.as_tensor(phase_y, dtype=torch.float32), pixel_size_nm)

@@ -3,11 +3,14 @@
 Each step draws library samples, a tilt limit from 30 to 90 deg in 5 deg steps
 and (with probability ``noise_fraction``) phase noise of 0.5-1.5 x ``noise_level``,
 runs VFET and fits the U-Net output to the ground truth (MSE over the box plus
-MSE over the material).  Fields are divided by the input's robust scale
-(:func:`lorentz_live.tomo.magnet.normalisation`).  The learning rate decays on a
-cosine over the time budget.  A checkpoint (weights, configuration, step count,
-loss history) is written every ``checkpoint_every`` steps, so a usable model
-exists whenever training stops.
+MSE over the material); with ``augment`` the pair (B_in, truth) is first put
+through a random symmetry of :data:`lorentz_live.tomo.symmetry.TRAINING`.
+Fields are divided by the input's robust scale
+(:func:`lorentz_live.tomo.magnet.normalisation`).  The learning rate decays on
+a cosine over the time budget.  A checkpoint (weights, configuration, step
+count, loss history) is written every ``checkpoint_every`` steps, so a usable
+model exists whenever training stops; ``resume`` continues from such a
+checkpoint's weights (fresh optimiser; steps, minutes and history carried on).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from lorentz_live.tomo.dataset import Series, build_series, vfet_input
 from lorentz_live.tomo.magnet import normalisation
+from lorentz_live.tomo.symmetry import TRAINING, transform_field, transform_scalar
 from lorentz_live.tomo.unet import UNet3D
 
 TILT_LIMITS_DEG = tuple(range(30, 91, 5))
@@ -45,6 +49,7 @@ class TrainConfig:
     noise_level: float = 0.02
     checkpoint_every: int = 200
     seed: int = 0
+    augment: bool = True
 
 
 def _load_or_build(config: TrainConfig, cache: Path | None) -> list[Series]:
@@ -74,18 +79,57 @@ def save_checkpoint(path: Path, model: UNet3D, config: TrainConfig, state: dict)
     tmp.replace(path)
 
 
-def train(config: TrainConfig, out: Path, *, cache: Path | None = None, log=print) -> Path:
-    """Train MagNet; returns the checkpoint path ``out`` (a .pt file)."""
+def _start(config: TrainConfig, resume: Path | None) -> tuple[UNet3D, dict]:
+    """Fresh model, or the weights and progress of checkpoint ``resume``."""
+    model = UNet3D(config.base_channels, config.levels)
+    if resume is None:
+        return model, {"steps": 0, "minutes": 0.0, "history": [], "stages": []}
+    checkpoint = torch.load(resume, map_location="cpu", weights_only=False)
+    if (checkpoint["base_channels"], checkpoint["levels"], checkpoint["size"]) != (
+        config.base_channels,
+        config.levels,
+        config.size,
+    ):
+        raise ValueError(f"{resume}: network or box differs from the training configuration")
+    model.load_state_dict(checkpoint["state_dict"])
+    stage = {"steps": checkpoint["steps"], "minutes": checkpoint["minutes"]}
+    stages = checkpoint.get("stages") or [{**stage, "config": checkpoint["config"]}]
+    return model, {**stage, "history": list(checkpoint["history"]), "stages": stages}
+
+
+def train(
+    config: TrainConfig,
+    out: Path,
+    *,
+    cache: Path | None = None,
+    resume: Path | None = None,
+    log=print,
+) -> Path:
+    """Train MagNet (from checkpoint ``resume`` if given); returns the checkpoint path ``out``.
+
+    The checkpoint's ``stages`` list the configuration, steps and minutes of every run
+    that led to it (the last one is this run).
+    """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     series = _load_or_build(config, cache)
     log(f"{len(series)} training samples of {config.size}^3 voxels")
-    model = UNet3D(config.base_channels, config.levels)
+    model, previous = _start(config, resume)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     total_steps = config.max_steps
-    history: list[tuple[int, float]] = []
+    history: list[tuple[int, float]] = previous["history"]
     start = time.monotonic()
     step, running = 0, 0.0
+
+    def progress(minutes: float) -> dict:
+        stage = {"steps": step, "minutes": minutes, "config": dataclasses.asdict(config)}
+        return {
+            "steps": previous["steps"] + step,
+            "minutes": previous["minutes"] + minutes,
+            "history": history,
+            "stages": [*previous["stages"], stage],
+        }
+
     out.parent.mkdir(parents=True, exist_ok=True)
     while step < total_steps:
         elapsed = (time.monotonic() - start) / 60.0
@@ -109,10 +153,15 @@ def train(config: TrainConfig, out: Path, *, cache: Path | None = None, log=prin
                 else 0.0
             )
             b_in = vfet_input(series[index], limit, level, generator)
+            truth, mask = series[index].induction_t, series[index].mask
+            if config.augment:
+                transform = TRAINING[int(torch.randint(len(TRAINING), (1,), generator=generator))]
+                b_in, truth = transform_field(b_in, transform), transform_field(truth, transform)
+                mask = transform_scalar(mask, transform)
             scale = normalisation(b_in)
             inputs.append(b_in / scale)
-            targets.append(series[index].induction_t / scale)
-            masks.append(series[index].mask)
+            targets.append(truth / scale)
+            masks.append(mask)
         b_in, truth, mask = torch.stack(inputs), torch.stack(targets), torch.stack(masks)[:, None]
         b_out = model(b_in)
         squared = (b_out - truth) ** 2
@@ -124,14 +173,8 @@ def train(config: TrainConfig, out: Path, *, cache: Path | None = None, log=prin
         value = loss.item()
         running = 0.98 * running + 0.02 * value if step > 1 else value
         if step % config.checkpoint_every == 0:
-            history.append((step, running))
-            state = {"steps": step, "minutes": elapsed, "history": history}
-            save_checkpoint(out, model, config, state)
+            history.append((previous["steps"] + step, running))
+            save_checkpoint(out, model, config, progress(elapsed))
             log(json.dumps({"step": step, "minutes": round(elapsed, 1), "loss": round(running, 5)}))
-    save_checkpoint(
-        out,
-        model,
-        config,
-        {"steps": step, "minutes": (time.monotonic() - start) / 60, "history": history},
-    )
+    save_checkpoint(out, model, config, progress((time.monotonic() - start) / 60))
     return out

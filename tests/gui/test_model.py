@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gui.model import (
@@ -23,6 +24,23 @@ def test_series_keeps_the_newest_points_in_order() -> None:
     t, y = series.arrays()
     assert list(t) == [2.0, 3.0, 4.0, 5.0] and list(y) == [20.0, 30.0, 40.0, 50.0]
     assert len(series) == 4 and series.last == 50.0
+
+
+def test_display_arrays_span_the_history_in_at_most_max_points_and_keep_their_points() -> None:
+    series = Series(maxlen=1000)
+    for i in range(1500):  # t = running index of the point
+        series.append(float(i), 2.0 * i)
+        t, y = series.display_arrays(max_points=64)
+        assert len(t) <= 64 and t[-1] == i and np.array_equal(y, 2.0 * t)
+        oldest = max(0, i - 999)
+        steps = np.diff(t[:-1])
+        stride = steps[0] if len(steps) else 1.0
+        # one power-of-two stride counted from the first point ever: a shown point
+        # stays shown as long as the stride does
+        assert np.all(steps == stride) and np.all(t[:-1] % stride == 0)
+        assert t[0] - oldest < stride  # the whole kept history, not just its end
+    assert stride == 16.0
+    assert np.array_equal(Series(maxlen=10).display_arrays(4)[0], [])
 
 
 def test_rate_counts_events_per_second_and_decays_when_they_stop() -> None:

@@ -319,3 +319,39 @@ def test_record_button_writes_what_the_viewer_receives_to_a_session(
         window.close()
         publisher.close()
         camera.close()
+
+
+def test_plots_stay_bounded_over_many_results(qtbot, settings, tmp_path) -> None:
+    """The viewer's memory must not grow with the session: each plot holds at most
+    ``display_points`` points and one symbol in pyqtgraph's atlas (a colour given as a
+    tuple becomes a new pen at every redraw, and the atlas kept each one)."""
+    window = make_window(qtbot, settings, tmp_path)
+    window.display_points = 40
+    census = {"count": 7, "ccw": 4, "cw": 3, "diameter_mean_nm": 60.0, "hexatic_order": 0.5}
+    arrays = {name: array for name, (array, _) in result_arrays(0, size=16).items()}
+    for seq in range(150):
+        header = {
+            "method": "siprad",
+            "loss": 1e-3 / (seq + 1),
+            "census": {**census, "count": seq % 9},
+            "frame": {"temperature_k": 100.0 - 0.1 * seq},
+            **PARAMS.to_dict(),
+        }
+        window.receiver._put_result(arrays, header)
+        window.refresh()
+        window._slow_refresh()
+        window._slow_refresh()  # nothing new: no redraw
+    assert window.model.results == 150
+    curves = [window.loss_frame_curve] + [curve for _, curve in window.census_plots.values()]
+    curves += [curve for _, curve in window.metadata_plots.values()]
+    drawn = [curve for curve in curves if curve.getData()[0] is not None]
+    assert len(drawn) >= 5  # loss, census count, diameter, hexatic order, temperature
+    for curve in drawn:
+        assert len(curve.getData()[0]) <= 40
+        if curve.opts["symbol"] is not None:
+            assert len(curve.scatter.fragmentAtlas) == 1
+    assert window.loss_frame_curve.getData()[0][-1] == window.model.loss_per_frame.arrays()[0][-1]
+    window.census_axis.setCurrentText("against temperature")
+    window._slow_refresh()
+    t, _ = window.census_plots["count"][1].getData()
+    assert t[-1] == pytest.approx(100.0 - 14.9)

@@ -44,6 +44,11 @@ pytestmark = pytest.mark.timeout(240)
         ({"command": "set_roi", "roi": [0, 0, 8, 64]}, "16"),
         ({"command": "set_roi", "roi": [0, 0, 64]}, "[y0, x0, height, width]"),
         ({"command": "reset", "colour": "red"}, "unknown argument"),
+        ({"command": "set_sample"}, "set_sample needs"),
+        ({"command": "set_sample", "amplitude": "magic"}, "amplitude must be one of"),
+        ({"command": "set_sample", "mean_inner_potential_v": -3.0}, "> 0"),
+        ({"command": "set_sample", "absorption_length_nm": float("nan")}, "finite"),
+        ({"command": "set_sample", "island_thickness_nm": 0.0}, "> 0 or nil"),
     ],
 )
 def test_bad_requests_are_refused_with_a_reason(request_, message) -> None:
@@ -185,3 +190,27 @@ def test_cli_refuses_a_network_control_endpoint_without_curve(capsys) -> None:
 
     assert main(["run", "--control", "tcp://0.0.0.0:5999", "--frames", "1"]) == 2
     assert "CURVE" in capsys.readouterr().err
+
+
+def test_set_sample_changes_the_material_and_restarts_cold(live_config) -> None:
+    engine = LiveEngine(live_config)
+    control = EngineControl(engine)
+    request = {
+        "command": "set_sample",
+        "amplitude": "thickness",
+        "mean_inner_potential_v": 12.5,
+        "absorption_length_nm": 80.0,
+        "island_thickness_nm": 10.0,
+    }
+    assert control.submit(request)["ok"]
+    assert engine.config.siprad.amplitude == live_config.siprad.amplitude  # not yet applied
+    control.prepare(as_frame(movie(1)[0], 0))
+    siprad = engine.config.siprad
+    assert siprad.amplitude == "thickness" and siprad.island_thickness_nm == 10.0
+    assert siprad.material.mean_inner_potential_v == 12.5
+    assert siprad.material.absorption_length_nm == 80.0
+    assert control.state()["sample"] == {k: v for k, v in request.items() if k != "command"}
+    assert control.submit({"command": "set_sample", "island_thickness_nm": None})["ok"]
+    control.apply_pending()
+    assert engine.config.siprad.island_thickness_nm is None
+    assert engine.config.siprad.material.absorption_length_nm == 80.0  # others kept

@@ -91,6 +91,24 @@ def test_tomo_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert main(["tomo-train", "--out", str(out), "--size", "20"]) == 2
 
 
+def test_tomo_train_resumes_a_checkpoint_and_carries_its_progress(tmp_path: Path, capsys) -> None:
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    argv = ["--size", "16", "--library-count", "10", "--base-channels", "4"]
+    argv += ["--checkpoint-every", "1"]
+    assert main(["tomo-train", "--out", str(first), "--steps", "2", *argv]) == 0
+    resumed = ["tomo-train", "--out", str(second), "--steps", "3", "--resume", str(first)]
+    assert main([*resumed, "--learning-rate", "1e-4", *argv]) == 0
+    checkpoint = torch.load(second, weights_only=False)
+    assert checkpoint["steps"] == 5 and [s["steps"] for s in checkpoint["stages"]] == [2, 3]
+    assert [step for step, _ in checkpoint["history"]] == [1, 2, 3, 4, 5]
+    assert checkpoint["stages"][1]["config"]["learning_rate"] == 1e-4
+    capsys.readouterr()
+    other = ["--size", "16", "--library-count", "10", "--base-channels", "8"]
+    assert main([*resumed, *other]) == 2
+    assert "differs" in capsys.readouterr().err
+    assert main(["tomo-train", "--out", str(second), "--resume", str(tmp_path / "no.pt")]) == 2
+
+
 def _write_session(folder: Path, series, angles: list[float]) -> None:
     """A results.h5 laid out as docs/session-format.md describes (written with h5py only)."""
     import json
