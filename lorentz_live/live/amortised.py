@@ -79,8 +79,8 @@ class AmortisedConfig:
         parameters or image shape (the pairs and the running mean are dropped
         either way).  ``False`` (default): start a fresh network, whose answer is
         its input; after a defocus change of -0.6 -> -0.9 mm the kept weights
-        scored B 0.815 / 0.828 over the next 10 frames, a fresh network 0.872 /
-        0.889 (benchmarks/live_amortised.py, seeds 1, 2).
+        scored B 0.781 / 0.827 over the next 10 frames, a fresh network 0.873 /
+        0.884 (benchmarks/live_amortised.py, seeds 1, 2).
     seed : network initialisation and pair sampling.
     """
 
