@@ -75,8 +75,14 @@ def test_simulated_tilt_series_through_the_sockets_gives_a_tomogram(tmp_path: Pa
     out.mkdir()
     process, address, truth_path, reader = _bridge(tmp_path, seed)
     try:
-        collector = _tomo_collector(str(out))
-        runner = LiveRunner(LiveEngine(LiveConfig()), address, refine=False, idle_timeout_s=120)
+        collector, status = _tomo_collector(str(out))  # as run --tomo-out wires them
+        runner = LiveRunner(
+            LiveEngine(LiveConfig()),
+            address,
+            refine=False,
+            idle_timeout_s=120,
+            header_extras=lambda: {"tomo": status.header()},
+        )
         runner.tomo = collector
         summary = runner.run()  # until the bridge's end_of_stream
         assert summary.ended_by == "end of stream"
@@ -91,6 +97,9 @@ def test_simulated_tilt_series_through_the_sockets_gives_a_tomogram(tmp_path: Pa
     assert [f.name for f in files] == [
         f"tomo_tilt-x-skyrmion_tube-seed{seed}_tilt-y-skyrmion_tube-seed{seed}.npz"
     ]
+    announced = status.header()  # what the results stream tells the viewer
+    assert [Path(v["path"]).name for v in announced["volumes"]] == [files[0].name]
+    assert all(info["complete"] for info in announced["series"].values())
     with np.load(files[0]) as data, np.load(truth_path) as truth:
         b, b_vfet, mask, b_true = data["b"], data["b_vfet"], truth["mask"], truth["b"]
         assert float(data["pixel_size_nm"]) == 5.0
