@@ -46,6 +46,7 @@ CASES = [
     ("run --budget nan", ["run", "--budget", "nan"], "--budget"),
     ("run --max-side 4", ["run", "--max-side", "4"], "--max-side"),
     ("run --instant-average 0", ["run", "--instant-average", "0"], "--instant-average"),
+    ("run --record-results bogus", ["run", "--record-results", "bogus"], "--record-results"),
     ("run --curve-server-key missing", ["run", "--curve-server-key", "{missing}"],
      "cannot read key file"),
 ]  # fmt: skip
