@@ -269,7 +269,9 @@ class FrameGuard:
             return
         config = self.config
         refiner = self.engine.refiner
-        misfit = result.final_loss
+        # on the frame itself when known: SIPRAD may fit the running mean, whose
+        # noise (and so its own misfit) drops and jumps as the mean restarts
+        misfit = result.final_loss if result.frame_misfit is None else result.frame_misfit
         with self._lock:
             if not result.warm:
                 self._misfits.clear()

@@ -140,7 +140,11 @@ def test_a_capped_cold_fit_is_continued_on_the_next_frame(frames, quick) -> None
     iteration, whatever the machine's speed; the next frame continues it with
     ``recover_iterations`` (no time cap), the one after gets a warm budget."""
     config = dataclasses.replace(
-        quick, cold_budget_s=1e-9, pretrained_cache="memory", recover_iterations=40
+        quick,
+        cold_budget_s=1e-9,
+        cold_min_iterations=0,
+        pretrained_cache="memory",
+        recover_iterations=40,
     )
     engine = LiveEngine(config)
     first = engine.process(as_frame(frames[0], 0))
@@ -153,3 +157,25 @@ def test_a_capped_cold_fit_is_continued_on_the_next_frame(frames, quick) -> None
     assert third.warm
     assert engine.refiner.last_budget[1] in ("still", "changing", "large change")
     assert third.iterations <= max(quick.warm_max_iterations, quick.recover_iterations)
+
+
+def test_on_a_miss_the_cold_budget_covers_pre_training_and_the_fit_has_a_floor(
+    frames, quick
+) -> None:
+    """A cap shorter than one iteration, on a cache miss: pre-training stops after
+    one of its (many) iterations and is not cached, the fit still runs
+    ``cold_min_iterations``, whatever the machine's speed; a later cold start
+    under the same conditions is a miss again."""
+    siprad = quick.siprad.replace(pretrain_iterations=100_000)
+    config = dataclasses.replace(
+        quick, siprad=siprad, cold_budget_s=1e-9, cold_min_iterations=12, pretrained_cache="memory"
+    )
+    engine = LiveEngine(config)
+    first = engine.process(as_frame(frames[0], 0))
+    assert not first.warm and first.stop_reason == "time budget"
+    assert first.iterations >= 12
+    cache = engine.refiner.pretrained
+    assert (cache.hits, cache.misses) == (0, 1)
+    engine.request_cold_restart("test")
+    engine.process(as_frame(frames[1], 1))
+    assert (cache.hits, cache.misses) == (0, 2)
