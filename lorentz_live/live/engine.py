@@ -57,8 +57,7 @@ class LiveConfig:
     pretrained_cache : where pre-trained weights are kept between cold starts
         (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
         :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
-        ``"memory"`` or ``"off"``.  On a miss pre-training shares ``cold_budget_s``
-        with the fit.
+        ``"memory"`` or ``"off"``.
         The DIP's pre-training fits its own frame rather than learning an
         identity map, so weights cached from another frame or sample start the
         fit far from the answer: run to its stop rule it reaches the accuracy of
@@ -71,15 +70,26 @@ class LiveConfig:
         as it is.
     pretrain_top_up : pre-training iterations run on the new frame from cached
         weights before the fit (0: none).
-    cold_budget_s : wall-time cap of a cold start, s: of pre-training and fit
-        on a cache miss (pre-training stops at half of it; weights whose
-        pre-training was cut short are not cached), of the fit after loading
-        cached pre-trained weights; the next frame then continues the fit with
+    cold_budget_s : wall-time cap of a cold start's fit after loading cached
+        pre-trained weights or pre-training (of both with
+        ``cold_budget_covers_pretraining``; weights whose pre-training was cut
+        short are not cached), s; the next frame then continues the fit with
         ``recover_iterations`` (capped by ``time_budget_s`` only), so a cold
         start publishes a first result early and keeps refining.  ``None``:
-        pre-training runs in full and the fit to its stop rule.  Default 2.5 s:
-        the first SIPRAD result comes within about 3 s at 128 px on a 2-core
-        CPU, cache hit or miss (benchmarks/live.py, "cold start").
+        the fit runs to its stop rule.  Default 2.5 s: with cached weights (of
+        these or other conditions) the first SIPRAD result comes within about
+        3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").
+    cold_from_other_conditions : on a cache miss start from the newest cached
+        weights of the same network pre-trained under other conditions (another
+        defocus or frame size;
+        :meth:`~lorentz_live.live.pretrained.PretrainedCache.any_compatible`),
+        as a hit from another sample does, instead of pre-training; only a
+        start with nothing cached pre-trains.
+    cold_budget_covers_pretraining : on a start that pre-trains, let
+        ``cold_budget_s`` cover pre-training and fit (pre-training stops at
+        half of it).  Default ``False`` (pre-training runs in full first): cut
+        pre-training left the first result and the next frames far below
+        (docs/benchmarks.md, "Live loop", cold start).
     cold_min_iterations : fit iterations a capped cold start runs at least,
         past ``cold_budget_s`` if need be (a loaded CPU would otherwise cut
         the first fit to a few iterations).
@@ -143,6 +153,8 @@ class LiveConfig:
     cached_learning_rate_scale: float | None = 0.5
     pretrain_top_up: int = 0
     cold_budget_s: float | None = 2.5
+    cold_from_other_conditions: bool = True
+    cold_budget_covers_pretraining: bool = False
     cold_min_iterations: int = 30
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5

@@ -271,7 +271,8 @@ class FrameGuard:
         refiner = self.engine.refiner
         # on the frame itself when known: SIPRAD may fit the running mean, whose
         # noise (and so its own misfit) drops and jumps as the mean restarts
-        misfit = result.final_loss if result.frame_misfit is None else result.frame_misfit
+        on_frame = getattr(result, "frame_misfit", None)
+        misfit = result.final_loss if on_frame is None else on_frame
         with self._lock:
             if not result.warm:
                 self._misfits.clear()

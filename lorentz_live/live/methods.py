@@ -205,6 +205,9 @@ class SipradMethod:
         #: seen before (a defocus toggled back) resumes from it, no cold start
         self._known: OrderedDict[tuple[Any, ...], tuple[SipradState, torch.Tensor, float | None]]
         self._known = OrderedDict()
+        #: where the last cold start's weights came from: "cache" (its conditions),
+        #: "other conditions" (another key) or "pre-trained" (on its frame)
+        self.last_cold_source = ""
         #: the budget decision of the last warm frame ("still", "changing", ...)
         self.last_budget: tuple[int, str] = (0, "")
         #: on_progress(stage, iteration, total, loss) during a cold start (status line)
@@ -265,10 +268,20 @@ class SipradMethod:
         start = time.perf_counter()
         key = self.cache_key(image, params)
         cached = None if key is None else self.pretrained.get(key)
+        if cached is None and key is not None and self.config.cold_from_other_conditions:
+            # new conditions: weights pre-trained under others, as from another sample
+            cached = self.pretrained.any_compatible(self.config.siprad.network)
+            self.last_cold_source = "other conditions" if cached is not None else "pre-trained"
+        else:
+            self.last_cold_source = "pre-trained" if cached is None else "cache"
         progress = self._progress()
         if cached is None:
-            deadline = self._cold_deadline(start).get("deadline")
+            deadline = None
+            if self.config.cold_budget_covers_pretraining:
+                deadline = self._cold_deadline(start).get("deadline")
             cached, reconstructor = self.pretrain(image, params, deadline), self._cold
+            if deadline is None:
+                start = time.perf_counter()  # the budget covers the fit only
         else:
             reconstructor = self._cold_top_up
             if self.config.cached_learning_rate_scale is not None:
