@@ -22,10 +22,11 @@ texture left.  So the mean also compares the signal power of the frame with
 that of the mean (:func:`texture_ratio`, ~1 while the texture holds) and
 blends the frame in with weight max(w, 1 - ratio); at a weight of
 ``reset_weight`` (0.6) or more it restarts from the frame.  On the issue movie
-of benchmarks/_live_common.py (seeds 1-5, frames 5-39) this took the worst
-Wiener-SITIE-of-the-mean B correlation minus single-frame Wiener-SITIE from
--0.426 to +0.000 (5 frames below it by more than 0.02 to none) at a cost of
-0.012 in mean B (0.842 -> 0.830); restarting from 0.7 left 2 such frames.
+(benchmarks/live.py, "The issue's scenario": rows of the running mean with a
+fixed weight and following the fading texture) this keeps the instant answer
+from falling far below single-frame Wiener-SITIE as the bubbles vanish, for a
+small loss of mean B correlation (``reset_weight`` was chosen on movie seeds
+1-5 as the largest of 0.45-0.7 that left no frame below SITIE - 0.02).
 """
 
 from __future__ import annotations
