@@ -203,10 +203,10 @@ def other_sample(size: int) -> SimulatedFrame:
 
 
 def cold_starts(
-    movie: list[SimulatedFrame], config: LiveConfig, cache_root: Path
+    movie: list[SimulatedFrame], config: LiveConfig, cache_root: Path, seeds: list[int]
 ) -> list[tuple[str, list[float], list[tuple], list[float]]]:
     """Per option: (label, seconds to the first SIPRAD result, its scores, B of
-    frame 3 after warm frames 1-3) over ``COLD_SEEDS``.
+    frame 3 after warm frames 1-3) over SIPRAD ``seeds``.
 
     Options: pre-trained weights not cached (the cold start pre-trains), a
     cache miss with nothing cached (pre-training in full or within the budget,
@@ -268,7 +268,7 @@ def cold_starts(
     sources = {"same": movie[-1], "other": other, "conditions": movie[-1]}
     for label, cache, source, changes in options:
         seconds, scores, later = [], [], []
-        for seed in COLD_SEEDS:
+        for seed in seeds:
             cfg = dataclasses.replace(
                 config, siprad=config.siprad.replace(seed=seed), pretrained_cache=cache, **changes
             )
@@ -439,9 +439,9 @@ def issue_run(seed: int, size: int, config: LiveConfig, fresh: bool) -> tuple[di
     return rows, extra
 
 
-def issue_scenario(size: int, config: LiveConfig) -> tuple[list[str], dict]:
-    """:func:`issue_run` for every seed of ISSUE_SEEDS; table lines and extras."""
-    runs = [issue_run(seed, size, config, fresh=i == 0) for i, seed in enumerate(ISSUE_SEEDS)]
+def issue_scenario(size: int, config: LiveConfig, seeds: list[int]) -> tuple[list[str], dict]:
+    """:func:`issue_run` for every movie seed of ``seeds``; table lines and extras."""
+    runs = [issue_run(seed, size, config, fresh=i == 0) for i, seed in enumerate(seeds)]
     after = slice(5, None)
     lines = [
         "| method | phase | B | B per seed | worst B - SITIE | frames with B < SITIE - 0.02 |",
@@ -468,7 +468,7 @@ def issue_scenario(size: int, config: LiveConfig) -> tuple[list[str], dict]:
             f"{' '.join(f'{b:.3f}' for b in per_seed)} | {min(gaps):+.3f} | "
             f"{sum(g < -0.02 for g in gaps)}/{len(gaps)} |"
         )
-    plot_issue([rows for rows, _ in runs], ISSUE_IMAGE)
+    plot_issue([rows for rows, _ in runs], seeds, ISSUE_IMAGE)
     budgets: dict[str, int] = {}
     for _, e in runs:
         for k, v in e["budgets"].items():
@@ -482,7 +482,7 @@ def issue_scenario(size: int, config: LiveConfig) -> tuple[list[str], dict]:
     return lines, extra
 
 
-def plot_issue(runs: list[dict], path: Path) -> None:
+def plot_issue(runs: list[dict], seeds: list[int], path: Path) -> None:
     """B correlation per frame and seed: SITIE, the instant answer, SIPRAD and what is shown."""
     import matplotlib
 
@@ -491,7 +491,7 @@ def plot_issue(runs: list[dict], path: Path) -> None:
 
     keys = ("sitie", "mean fixed", "mean", "frame", "carried", "shown")
     figure, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.8), sharey=True)
-    for axis, seed, rows in zip(np.atleast_1d(axes), ISSUE_SEEDS, runs, strict=True):
+    for axis, seed, rows in zip(np.atleast_1d(axes), seeds, runs, strict=True):
         for key in keys:
             axis.plot([v[1] for v in rows[key]], marker=".", label=ISSUE_ROWS[key], lw=1)
         axis.set_title(f"issue movie, seed {seed}", fontsize=9)
@@ -596,6 +596,12 @@ def main() -> None:
     parser.add_argument("--e2e-seconds", type=float, default=40.0, help="length of a socket run")
     parser.add_argument("--fps", type=float, nargs="+", default=[2.0, 5.0, 10.0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--issue-seeds", type=int, nargs="+", default=list(ISSUE_SEEDS), help="issue movie seeds"
+    )
+    parser.add_argument(
+        "--cold-seeds", type=int, nargs="+", default=list(COLD_SEEDS), help="cold-start seeds"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = LiveConfig()
@@ -617,9 +623,9 @@ def main() -> None:
         return min(a[1] - s[1] for a, s in zip(rows[key][after], rows["sitie"][after], strict=True))
 
     print("part 2: cold start", flush=True)
-    cold = cold_starts(movie, config, cache)
+    cold = cold_starts(movie, config, cache, args.cold_seeds)
     print("part 2b: the issue's movie", flush=True)
-    issue_lines, issue = issue_scenario(args.size, config)
+    issue_lines, issue = issue_scenario(args.size, config, args.issue_seeds)
     print("part 3: drift jumps and a gap", flush=True)
     jump_lines = jumps(movie, state["engine"])
     print("part 4: end to end", flush=True)
@@ -659,7 +665,7 @@ def main() -> None:
         "",
         "### Cold start (frame 0): time and accuracy of the first SIPRAD result",
         "",
-        f"SIPRAD seeds {', '.join(map(str, COLD_SEEDS))} (network initialisation and input noise); "
+        f"SIPRAD seeds {', '.join(map(str, args.cold_seeds))} (network initialisation and input noise); "
         "seconds = the engine's compute time of frame 0 (cache look-up, pre-training if any, fit); "
         "cached weights were pre-trained on another frame and are read from disk by a new engine; "
         "a hit fits with a fresh Adam at `cached_learning_rate_scale` x the rate unless stated.  "
@@ -675,7 +681,7 @@ def main() -> None:
         "A drifting Bloch-bubble lattice losing bubbles (benchmarks/_live_common.py `issue_movie`, "
         "shared with benchmarks/live_amortised.py: 100 K, field held 20 frames then raised "
         "100 -> 290 mT, stage drift (2, -1) nm/frame, 6 nm pixels, dz = -0.6 mm, Gaussian noise "
-        f"sigma/mean 0.3), movie seeds {', '.join(map(str, ISSUE_SEEDS))}, every frame processed "
+        f"sigma/mean 0.3), movie seeds {', '.join(map(str, args.issue_seeds))}, every frame processed "
         "in order (causal) as the pipeline does it: the instant answer, then SIPRAD on the same "
         "frame; every SIPRAD policy starts from the default engine's cold start.  SIPRAD rows "
         "score SIPRAD's own result (before the publish guard); the last row scores what is "
@@ -687,7 +693,7 @@ def main() -> None:
         *issue_lines,
         "",
         f"The guard held SIPRAD back on {issue['guarded']} of "
-        f"{len(ISSUE_SEEDS) * (ISSUE_FRAMES - 1)} warm frames.  Warm budget decisions of the "
+        f"{len(args.issue_seeds) * (ISSUE_FRAMES - 1)} warm frames.  Warm budget decisions of the "
         "default engine (frames 1-39, all seeds): "
         + ", ".join(f"{k} {v}" for k, v in sorted(issue["budgets"].items()))
         + f"; median {issue['iterations']:.0f} iterations per frame.",
@@ -696,7 +702,7 @@ def main() -> None:
         "(m / sqrt(v) = sign(g) on step 1), whatever the gradient's size; the carried Adam's "
         "second moments remember the larger gradients of the fit so far and move the weights "
         "far less.  First update of a warm frame (frame 10 of the issue's movie, seed "
-        f"{ISSUE_SEEDS[0]}):",
+        f"{args.issue_seeds[0]}):",
         "",
         "| policy | mean abs(dw) / lr | mean abs(dw) / mean abs(w) | B after 2 updates |",
         "|---|---|---|---|",
