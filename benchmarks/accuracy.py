@@ -701,7 +701,7 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=12, help="grid cells drawn")
+    parser.add_argument("--cells", type=int, default=24, help="grid cells drawn")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per grid cell")
     parser.add_argument("--grid-seed", type=int, default=0, help="seed of the cell draw")
     parser.add_argument("--shards", type=int, default=1, help="split the grid over processes")
