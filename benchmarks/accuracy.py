@@ -76,6 +76,8 @@ MAGNITUDE_TOLERANCE = 0.15
 DOCS = REPO / "docs"
 IMG = DOCS / "img"
 SHARED_TRUTH = REPO.parent / "shared" / "data" / "siprad_true_phase_cgt_512.tif"
+#: Side of that truth, px: the paper's case is this whole (periodic) field.
+PAPER_FULL_PX = 512
 
 #: Factor levels the cells are drawn from.  Textures are laid out in pixels
 #: (lattice spacing 30 px, bubble radius 10 px, stripe period 36 px) so every
@@ -694,6 +696,10 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
         result = paper_case(paper_size, config.replace(boundary=boundary))
         cases[f"paper case, {paper_size} px crop, boundary {boundary}"] = result
         print(boundary, result, flush=True)
+    if paper_size < PAPER_FULL_PX:  # the paper's own case: the whole periodic field
+        result = paper_case(PAPER_FULL_PX, config.replace(boundary="periodic"))
+        cases[f"paper case, whole {PAPER_FULL_PX} px field (periodic)"] = result
+        print(PAPER_FULL_PX, result, flush=True)
     speeds = {str(size): speed(config, size) for size in (128, 256)}
     load = os.getloadavg()[0]
     return {"cases": cases, "speed": speeds, "paper_size": paper_size, "load": load}
@@ -823,8 +829,9 @@ def write_docs(parts: dict) -> None:
         "",
         f"Paper case: central {special['paper_size']} px of the 512 px truth imaged at "
         "512 px (demo microscope, our +1 mm, Poisson noise 3.8 counts/px), then "
-        "cropped: not periodic.  Its notebook reports 0.976 / 0.968 (SIPRAD) and "
-        "0.896 / 0.875 (SITIE) on the full periodic 512 px field.  The contaminated "
+        "cropped: not periodic; and the whole 512 px field (periodic), the paper's own "
+        "case.  Its notebook reports 0.976 / 0.968 (SIPRAD) and 0.896 / 0.875 (SITIE) "
+        "on the whole field (target: SIPRAD >= 0.976 / 0.968).  The contaminated "
         "lattice is in the next section.",
         "",
         *special_table(cases),
