@@ -137,14 +137,17 @@ class LiveConfig:
     refine_input : the image SIPRAD refines: ``"mean"`` (default) the instant
         method's drift-registered running mean of the frames up to this one
         (``instant_average``; less noise, so the DIP fits the texture rather
-        than the noise), or ``"frame"`` the newest frame alone.  Without an
-        instant answer for the frame (the engine's :meth:`LiveEngine.answer`
+        than the noise), or ``"frame"`` the newest frame alone (the SIPRAD
+        rows of both in benchmarks/live.py, "The issue's scenario").  Without
+        an instant answer for the frame (the engine's :meth:`LiveEngine.answer`
         not called for its ``seq``) the frame is used.
     publish_guard : before a SIPRAD result is published, its image misfit on the
         frame (the same uniform-amplitude forward model for both) is compared
         with that of the frame's instant answer; above ``(1 + publish_guard)``
         times it, the instant answer is published in its place with the result's
         ``held_back`` saying so (docs/protocol.md).  ``None``: no guard.
+        The "shown after SIPRAD" rows of benchmarks/live.py score what is
+        published with it.
     device : "cpu" or "cuda".
     """
 
