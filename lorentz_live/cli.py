@@ -39,6 +39,8 @@ from lorentz_live.tomo.refine import DEFAULT_ITERATIONS as REFINE_ITERATIONS
 PROG = "lorentz-live"
 #: Phase-correlation targets of the amplitude cases (issue 13).
 AMPLITUDE_TARGETS = {"contaminated": 0.85, "patterned": 0.8}
+#: Share of the pixels ``--stop held-out`` leaves out of the fit.
+CLI_HOLDOUT_FRACTION = 0.2
 #: Labels of the amplitude cases in the help text.
 AMPLITUDE_CASE_NAMES = {
     "contaminated": "a contaminated bubble lattice",
@@ -278,6 +280,13 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "non-periodic (real) micrographs; 'periodic' for periodic simulations",
     )
     parser.add_argument(
+        "--stop",
+        choices=("discrepancy", "plateau", "held-out", "none"),
+        help="siprad: stopping rule (default discrepancy); held-out leaves "
+        f"{CLI_HOLDOUT_FRACTION:.0%} of the pixels out of the fit and keeps the iterate "
+        "that predicts them best (printed final misfit: that iterate's)",
+    )
+    parser.add_argument(
         "--smoothing",
         choices=("none", "resolution", "fixed"),
         help="siprad: final smoothing of phi_m: none, at the noise-limited resolution, "
@@ -308,9 +317,11 @@ def _siprad_config(args: argparse.Namespace, base=None):
 
     _seed(args.seed)
     changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
-    for name in ("boundary", "smoothing"):
+    for name in ("boundary", "smoothing", "stop"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
+    if changes.get("stop") == "held-out" and (base or SipradConfig()).holdout_fraction <= 0:
+        changes["holdout_fraction"] = CLI_HOLDOUT_FRACTION
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError(f"--iterations must be >= 1, got {args.iterations}")
@@ -366,7 +377,9 @@ def _reconstruct(args: argparse.Namespace) -> None:
         arrays["resolution_nm"] = np.float32(result.resolution_nm)
         arrays["smoothing_sigma_px"] = np.float32(result.smoothing_sigma_px)
         arrays["phi_m_raw"] = result.phi_m_raw.numpy()
-        misfit = result.loss[-1] if result.loss else float("nan")
+        if result.kept_iteration is not None:
+            arrays["kept_iteration"] = np.int32(result.kept_iteration)
+        misfit = result.final_misfit  # the kept iterate's (held-out: not the last)
         stopped = (
             f"reached the iteration cap ({result.iterations}) before converging"
             if result.stop_reason == "max_iterations"

@@ -159,6 +159,15 @@ class SipradResult:
     holdout_loss: list[float] = field(default_factory=list)
     kept_iteration: int | None = None
 
+    @property
+    def final_misfit(self) -> float:
+        """Training misfit (``loss``) of the iterate returned: the kept (best held-out)
+        one with ``stop="held-out"``, else the last scored; NaN without iterations."""
+        if not self.loss:
+            return math.nan
+        kept = len(self.loss) - 1 if self.kept_iteration is None else self.kept_iteration
+        return self.loss[min(max(kept, 0), len(self.loss) - 1)]
+
 
 def holdout_mask(
     shape: tuple[int, int], fraction: float, seed: int, device: torch.device
