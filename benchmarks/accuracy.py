@@ -339,11 +339,21 @@ AMPLITUDE_VARIANTS: dict[str, list[tuple[str, dict, bool]]] = {
         ("threshold", {"amplitude": "threshold"}, False),
         ("exclude", {"amplitude": "exclude"}, False),
         ("thickness", {"amplitude": "thickness"}, False),
+        (
+            "thickness --thickness-floor 2",
+            {"amplitude": "thickness", "thickness_floor_nm": 2.0},
+            False,
+        ),
         ("true thickness (oracle)", {}, True),
     ],
     "patterned": [
         ("threshold", {"amplitude": "threshold"}, False),
         ("thickness --island-thickness 10", ISLANDS, False),
+        (
+            "thickness --island-thickness 10 --phase-model magnetisation",
+            ISLANDS | {"phase_model": "magnetisation"},
+            False,
+        ),
         ("true thickness (oracle)", {}, True),
     ],
 }
@@ -405,9 +415,7 @@ def merge_amplitude(into: dict[str, list[dict]], part: dict[str, list[dict]]) ->
 
 def amplitude_methods(runs: list[dict]) -> list[str]:
     """Methods present in every seed's run of one case (in the first run's order)."""
-    return [
-        m for m, v in runs[0].items() if isinstance(v, dict) and all(m in r for r in runs)
-    ]
+    return [m for m, v in runs[0].items() if isinstance(v, dict) and all(m in r for r in runs)]
 
 
 def speed(config: SipradConfig, size: int) -> float:

@@ -256,6 +256,21 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "(default: a continuous map, e.g. contamination on a film)",
     )
     parser.add_argument(
+        "--phase-model",
+        choices=("phase", "magnetisation"),
+        help="siprad: what the network outputs: phase (default), or magnetisation: an "
+        "in-plane moment on the material only (zero in vacuum; the thickness map's "
+        "islands), whose film phase is phi_m; for patterned films with "
+        "--amplitude thickness --island-thickness",
+    )
+    parser.add_argument(
+        "--thickness-floor",
+        type=float,
+        metavar="NM",
+        help="siprad, --amplitude thickness (continuous map): estimated thickness below "
+        "NM counts as clean film (t = 0, not fitted; default 0: every pixel fitted)",
+    )
+    parser.add_argument(
         "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
     )
     parser.add_argument(
@@ -329,6 +344,11 @@ def _siprad_config(args: argparse.Namespace, base=None):
     if args.threshold is not None:
         _number("--threshold", args.threshold, strict=True)
         changes["threshold"] = args.threshold
+    if getattr(args, "phase_model", None) is not None:
+        changes["phase_model"] = args.phase_model
+    if getattr(args, "thickness_floor", None) is not None:
+        _number("--thickness-floor", args.thickness_floor)
+        changes["thickness_floor_nm"] = args.thickness_floor
     if getattr(args, "island_thickness", None) is not None:
         _number("--island-thickness", args.island_thickness, strict=True)
         changes["island_thickness_nm"] = args.island_thickness
