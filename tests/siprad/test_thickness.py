@@ -127,7 +127,7 @@ def test_thickness_floor_keeps_the_clean_film_out_of_the_fit() -> None:
     from lorentz_live.siprad.problem import ForwardProblem, TransferCache
     from lorentz_live.siprad.thickness import thickness_model
 
-    image, phase_m, _ = contaminated(0)
+    image, _, _ = contaminated(0)
     image = image / image.mean()
     problem = ForwardProblem.build((SIZE, SIZE), PARAMS, "periodic", 0.0, TransferCache("cpu"))
     estimate = estimate_thickness(image, Material(), PARAMS)
