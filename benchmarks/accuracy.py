@@ -604,6 +604,12 @@ lattice, >= 0.8 on the patterned islands.
   default material (V0 10 V, xi0 100 nm), whole field imaged at -1 mm with 30 %
   Gaussian noise, central {crop} px reconstructed (not periodic); SIPRAD with
   uniform amplitude (`none`) is left out here to save run time.
+
+Options measured here (not defaults): `--thickness-floor 2` (estimated thickness
+below 2 nm is clean film, t = 0, left out of the thickness fit) and
+`--phase-model magnetisation` (the network outputs an in-plane moment, zero in
+vacuum inside the window, and phi_m is its film phase: the islands' material
+confines the magnetisation; `SipradConfig.phase_model`).
 """
 
 
