@@ -271,6 +271,13 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "NM counts as clean film (t = 0, not fitted; default 0: every pixel fitted)",
     )
     parser.add_argument(
+        "--thickness-start",
+        choices=("pretrained", "exclude"),
+        help="siprad, --amplitude thickness: fit the estimated thickness map against the "
+        "pre-trained SITIE phase (default) or against a first pass with --amplitude "
+        "exclude, which then warm-starts the thickness pass (about twice the time)",
+    )
+    parser.add_argument(
         "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
     )
     parser.add_argument(
@@ -332,7 +339,7 @@ def _siprad_config(args: argparse.Namespace, base=None):
 
     _seed(args.seed)
     changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
-    for name in ("boundary", "smoothing", "stop"):
+    for name in ("boundary", "smoothing", "stop", "thickness_start"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
     if changes.get("stop") == "held-out" and (base or SipradConfig()).holdout_fraction <= 0:

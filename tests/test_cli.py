@@ -340,5 +340,14 @@ def test_sample_flags_reach_the_siprad_config() -> None:
     )  # fmt: skip
     config = _siprad_config(args)
     assert config.amplitude == "thickness" and config.island_thickness_nm == 10.0
+    args = build_parser().parse_args(
+        ["reconstruct", "i.npy", "--params", "p.json", "--out", "r.npz", "--amplitude",
+         "thickness", "--thickness-floor", "2", "--thickness-start", "exclude",
+         "--phase-model", "magnetisation", "--stop", "held-out"]
+    )  # fmt: skip
+    other = _siprad_config(args)
+    assert other.thickness_floor_nm == 2.0 and other.thickness_start == "exclude"
+    assert other.phase_model == "magnetisation"
+    assert other.stop == "held-out" and other.holdout_fraction > 0
     assert config.material.mean_inner_potential_v == 12.0
     assert config.material.absorption_length_nm == 80.0

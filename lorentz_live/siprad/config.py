@@ -98,6 +98,10 @@ class SipradConfig:
     thickness_floor_nm : ``"thickness"`` mode, continuous map: where the estimated
         thickness is below this (nm) the film is clean (t = 0, not fitted); 0 = the
         map and its fit cover every pixel.
+    thickness_start : ``"thickness"`` mode, estimated map: the phi_m the map is
+        fitted against: ``"pretrained"`` (the pre-trained SITIE phase) or
+        ``"exclude"`` (a first SIPRAD pass in ``"exclude"`` mode, which then also
+        warm-starts the thickness pass: about twice the time).
     thickness_joint : ``"thickness"`` mode, estimated map: its correction goes on
         being fitted (Adam, with phi_m) in the main loop instead of being held fixed.
     amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
@@ -135,6 +139,7 @@ class SipradConfig:
     material: Material = field(default_factory=Material)
     island_thickness_nm: float | None = None
     thickness_floor_nm: float = 0.0
+    thickness_start: str = "pretrained"
     thickness_joint: bool = False
     amplitude_network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
@@ -147,6 +152,7 @@ class SipradConfig:
             ("amplitude", AMPLITUDE_MODES),
             ("stop", STOP_RULES),
             ("phase_model", PHASE_MODELS),
+            ("thickness_start", ("pretrained", "exclude")),
             ("boundary", BOUNDARIES),
             ("smoothing", SMOOTHING_MODES),
             ("input_filter", ("wiener", "none")),

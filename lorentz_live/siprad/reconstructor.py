@@ -415,6 +415,8 @@ class SipradReconstructor:
         SipradResult
         """
         cfg = self.config
+        if cfg.thickness_start == "exclude" and state is None and thickness_nm is None:
+            return self._exclude_first(image, params, progress=progress, deadline=deadline)
         start = time.perf_counter()
         image = validate_image(image)
         params.require_reconstruction_defocus()
@@ -446,8 +448,11 @@ class SipradReconstructor:
         held, fitted, held_out = self._held_out(image, valid)
         best, snapshots = None, OutputAverage(cfg.average_outputs)
         # expected misfit of the true phase: the noise power the loss lets through
-        passed = 1.0 if weight is None else float(weight.mean())
-        target = cfg.discrepancy_factor * noise.variance * passed
+        target = (
+            cfg.discrepancy_factor
+            * noise.variance
+            * (1.0 if weight is None else float(weight.mean()))
+        )
 
         def step(iteration: int) -> torch.Tensor:
             nonlocal best
@@ -500,6 +505,36 @@ class SipradReconstructor:
             kept=iterations if held_out is None or best is None else held_out.best_iteration,
             average=snapshots.value() if best is None else None,
         )
+
+    def _exclude_first(
+        self,
+        image: Any,
+        params: MicroscopeParams,
+        *,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+    ) -> SipradResult:
+        """``thickness_start="exclude"``: an ``"exclude"`` pass, then the thickness pass
+        warm-started from it (its thickness map is fitted against that phi_m).
+
+        The result is the second pass's; ``iterations``, ``pretrain_iterations`` and
+        ``seconds`` count both passes.
+        """
+        start = time.perf_counter()
+        cfg = self.config.replace(thickness_start="pretrained")
+        first = SipradReconstructor(cfg.replace(amplitude="exclude"), device=self.device)
+        first.transfer = self.transfer
+        rough = first.reconstruct(image, params, progress=progress, deadline=deadline)
+        second = SipradReconstructor(cfg, device=self.device)
+        second.transfer = self.transfer
+        result = second.reconstruct(
+            image, params, state=rough.state, progress=progress, deadline=deadline
+        )
+        result.iterations += rough.iterations
+        result.pretrain_iterations = rough.pretrain_iterations
+        result.pretrained = rough.pretrained
+        result.seconds = time.perf_counter() - start
+        return result
 
     def _held_out(
         self, image: torch.Tensor, valid: torch.Tensor | None
