@@ -145,3 +145,19 @@ def test_thickness_floor_keeps_the_clean_film_out_of_the_fit() -> None:
     assert float((fitted[0.0][clean] > 0.5).float().mean()) > 0.5
     assert float(fitted[2.0][clean].abs().max()) == 0.0
     assert float(fitted[2.0][~clean].mean()) > 5.0
+
+
+def test_exclude_start_is_an_exclude_pass_then_a_warm_thickness_pass() -> None:
+    image, _, _ = contaminated(1)
+    config = small_config(1).replace(
+        amplitude="thickness", thickness_floor_nm=2.0, pretrain_iterations=20, max_iterations=30
+    )
+    both = SipradReconstructor(config.replace(thickness_start="exclude")).reconstruct(
+        image, PARAMS
+    )
+    rough = SipradReconstructor(config.replace(amplitude="exclude")).reconstruct(image, PARAMS)
+    warm = SipradReconstructor(config).reconstruct(image, PARAMS, state=rough.state)
+    assert torch.allclose(both.phi_m, warm.phi_m, atol=1e-6)
+    assert both.amplitude is not None and torch.allclose(both.amplitude, warm.amplitude)
+    assert both.iterations == rough.iterations + warm.iterations
+    assert both.pretrain_iterations == 20 and warm.pretrain_iterations == 0
