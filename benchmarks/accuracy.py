@@ -25,6 +25,7 @@ import argparse
 import itertools
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -794,9 +795,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.load and args.only == "amplitude" and args.save is None:
         parser.error("--load with --only amplitude merges saved amplitude parts: give --save")
     torch.set_num_threads(args.threads)
-    command = "python benchmarks/accuracy.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    # quoted: variant labels have spaces
+    command = "python benchmarks/accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     config = SipradConfig()
     t0 = time.perf_counter()
     parts: dict = {"commands": [command.strip()], "rows": [], "seconds": 0.0}
