@@ -77,6 +77,8 @@ MAGNITUDE_TOLERANCE = 0.15
 DOCS = REPO / "docs"
 IMG = DOCS / "img"
 SHARED_TRUTH = REPO.parent / "shared" / "data" / "siprad_true_phase_cgt_512.tif"
+#: Side of that truth, px: the paper's case is this whole (periodic) field.
+PAPER_FULL_PX = 512
 
 #: Factor levels the cells are drawn from.  Textures are laid out in pixels
 #: (lattice spacing 30 px, bubble radius 10 px, stripe period 36 px) so every
@@ -749,6 +751,10 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
         result = paper_case(paper_size, config.replace(boundary=boundary))
         cases[f"paper case, {paper_size} px crop, boundary {boundary}"] = result
         print(boundary, result, flush=True)
+    if paper_size < PAPER_FULL_PX:  # the paper's own case: the whole periodic field
+        result = paper_case(PAPER_FULL_PX, config.replace(boundary="periodic"))
+        cases[f"paper case, whole {PAPER_FULL_PX} px field (periodic)"] = result
+        print(PAPER_FULL_PX, result, flush=True)
     speeds = {str(size): speed(config, size) for size in (128, 256)}
     load = os.getloadavg()[0]
     return {"cases": cases, "speed": speeds, "paper_size": paper_size, "load": load}
@@ -756,7 +762,7 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=12, help="grid cells drawn")
+    parser.add_argument("--cells", type=int, default=24, help="grid cells drawn")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per grid cell")
     parser.add_argument("--grid-seed", type=int, default=0, help="seed of the cell draw")
     parser.add_argument("--shards", type=int, default=1, help="split the grid over processes")
@@ -861,7 +867,11 @@ def write_docs(parts: dict) -> None:
         f"Grid: {len(rows)} cells of {SIZE_PX} px drawn from {dict(FACTORS)} "
         f"(numpy seed {grid['seed']}), {grid['seeds']} seeds each, scores averaged over "
         "the seeds.  Néel textures are left out: at normal incidence their LTEM "
-        "contrast vanishes.  Not covered: vortices in discs (non-uniform amplitude).",
+        "contrast vanishes.  Vortices in discs are not a grid texture: a patterned "
+        "element's electrostatic phase (sigma V0 t: a 7 rad step at the edge for 100 nm "
+        "of the default material) is as large as a 200 nm vortex's magnetic phase (a "
+        "3.8 rad cone) and its edge fringe dominates the contrast, so the amplitude "
+        "model decides them: that is the patterned-islands case of the amplitude section.",
         "",
         "## Wins by factor level",
         "",
@@ -884,8 +894,9 @@ def write_docs(parts: dict) -> None:
         "",
         f"Paper case: central {special['paper_size']} px of the 512 px truth imaged at "
         "512 px (demo microscope, our +1 mm, Poisson noise 3.8 counts/px), then "
-        "cropped: not periodic.  Its notebook reports 0.976 / 0.968 (SIPRAD) and "
-        "0.896 / 0.875 (SITIE) on the full periodic 512 px field.  The contaminated "
+        "cropped: not periodic; and the whole 512 px field (periodic), the paper's own "
+        "case.  Its notebook reports 0.976 / 0.968 (SIPRAD) and 0.896 / 0.875 (SITIE) "
+        "on the whole field (target: SIPRAD >= 0.976 / 0.968).  The contaminated "
         "lattice is in the next section.",
         "",
         *special_table(cases),

@@ -645,6 +645,8 @@ def _tomo_train(args: argparse.Namespace) -> None:
         raise InputError(f"--size must be a multiple of 8 and >= 16, got {args.size}")
     if args.library_count < 10:
         raise InputError(f"--library-count must be >= 10, got {args.library_count}")
+    if args.relax_steps < 0:
+        raise InputError(f"--relax-steps must be >= 0, got {args.relax_steps}")
     out = output_path(args.out, (".pt",))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -660,6 +662,7 @@ def _tomo_train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         learning_rate=args.learning_rate,
         augment=not args.no_augment,
+        relax_steps=args.relax_steps,
     )
     if args.resume is not None and not Path(args.resume).is_file():
         raise InputError(f"--resume {args.resume}: no such file")
@@ -902,6 +905,12 @@ def _add_tomo_commands(commands) -> None:
     tomo_train.add_argument("--resume", metavar="W.pt", help="continue from this checkpoint")
     tomo_train.add_argument(
         "--no-augment", action="store_true", help="no x/y-swap and z-mirror augmentation"
+    )
+    tomo_train.add_argument(
+        "--relax-steps",
+        type=int,
+        default=0,
+        help="micromagnetic energy-descent steps per training texture (0: analytic textures)",
     )
     tomo_train.add_argument("--threads", type=int, help="torch CPU threads")
     tomo_train.set_defaults(handler=_tomo_train)
