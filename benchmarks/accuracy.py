@@ -352,6 +352,16 @@ AMPLITUDE_VARIANTS: dict[str, list[tuple[str, dict, bool]]] = {
             {"amplitude": "thickness", "thickness_floor_nm": 2.0, "thickness_start": "exclude"},
             False,
         ),
+        (
+            "thickness --thickness-floor 2 --thickness-start exclude --thickness-joint",
+            {
+                "amplitude": "thickness",
+                "thickness_floor_nm": 2.0,
+                "thickness_start": "exclude",
+                "thickness_joint": True,
+            },
+            False,
+        ),
         ("true thickness (oracle)", {}, True),
     ],
     "patterned": [
@@ -616,7 +626,8 @@ lattice, >= 0.8 on the patterned islands.
 Options measured here (not defaults): `--thickness-floor 2` (estimated thickness
 below 2 nm is clean film, t = 0, left out of the thickness fit), `--thickness-start
 exclude` (the map is fitted against the phi_m of a first `exclude` pass, which
-warm-starts the thickness pass) and
+warm-starts the thickness pass), `--thickness-joint` (the map's correction goes on
+being fitted with phi_m in the main loop) and
 `--phase-model magnetisation` (the network outputs an in-plane moment, zero in
 vacuum inside the window, and phi_m is its film phase: the islands' material
 confines the magnetisation; `SipradConfig.phase_model`).

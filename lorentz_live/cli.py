@@ -278,6 +278,13 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "exclude, which then warm-starts the thickness pass (about twice the time)",
     )
     parser.add_argument(
+        "--thickness-joint",
+        action="store_true",
+        default=None,
+        help="siprad, --amplitude thickness: go on fitting the estimated thickness map "
+        "together with phi_m in the main loop (default: held fixed there)",
+    )
+    parser.add_argument(
         "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
     )
     parser.add_argument(
@@ -351,6 +358,8 @@ def _siprad_config(args: argparse.Namespace, base=None):
     if args.threshold is not None:
         _number("--threshold", args.threshold, strict=True)
         changes["threshold"] = args.threshold
+    if getattr(args, "thickness_joint", None):
+        changes["thickness_joint"] = True
     if getattr(args, "phase_model", None) is not None:
         changes["phase_model"] = args.phase_model
     if getattr(args, "thickness_floor", None) is not None:

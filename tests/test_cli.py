@@ -343,11 +343,12 @@ def test_sample_flags_reach_the_siprad_config() -> None:
     args = build_parser().parse_args(
         ["reconstruct", "i.npy", "--params", "p.json", "--out", "r.npz", "--amplitude",
          "thickness", "--thickness-floor", "2", "--thickness-start", "exclude",
-         "--phase-model", "magnetisation", "--stop", "held-out"]
+         "--phase-model", "magnetisation", "--stop", "held-out", "--thickness-joint"]
     )  # fmt: skip
     other = _siprad_config(args)
     assert other.thickness_floor_nm == 2.0 and other.thickness_start == "exclude"
-    assert other.phase_model == "magnetisation"
+    assert other.phase_model == "magnetisation" and other.thickness_joint
+    assert not config.thickness_joint
     assert other.stop == "held-out" and other.holdout_fraction > 0
     assert config.material.mean_inner_potential_v == 12.0
     assert config.material.absorption_length_nm == 80.0

@@ -152,9 +152,7 @@ def test_exclude_start_is_an_exclude_pass_then_a_warm_thickness_pass() -> None:
     config = small_config(1).replace(
         amplitude="thickness", thickness_floor_nm=2.0, pretrain_iterations=20, max_iterations=30
     )
-    both = SipradReconstructor(config.replace(thickness_start="exclude")).reconstruct(
-        image, PARAMS
-    )
+    both = SipradReconstructor(config.replace(thickness_start="exclude")).reconstruct(image, PARAMS)
     rough = SipradReconstructor(config.replace(amplitude="exclude")).reconstruct(image, PARAMS)
     warm = SipradReconstructor(config).reconstruct(image, PARAMS, state=rough.state)
     assert torch.allclose(both.phi_m, warm.phi_m, atol=1e-6)
