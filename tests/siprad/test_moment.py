@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+import lorentz_live.siprad.thickness as thickness_module
 from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import (
     Material,
@@ -75,14 +76,15 @@ def test_only_the_moment_on_the_material_makes_phase() -> None:
     assert float(moment.grad[:, mask].abs().mean()) > 0.0
 
 
-def test_magnetisation_model_beats_the_phase_model_on_islands() -> None:
+def test_magnetisation_model_beats_the_phase_model_on_islands(monkeypatch) -> None:
+    monkeypatch.setattr(thickness_module, "FIT_ITERATIONS", 60)  # a shorter thickness fit
     seed = 0
     image, phase_m = islands_image(seed)
     config = SipradConfig(
         network=NetworkConfig(width=8, depth=3, max_width=32),
         boundary="periodic",  # a periodic simulation
-        pretrain_iterations=100,
-        max_iterations=200,
+        pretrain_iterations=60,
+        max_iterations=120,
         amplitude="thickness",
         island_thickness_nm=10.0,
         seed=seed,
@@ -91,7 +93,7 @@ def test_magnetisation_model_beats_the_phase_model_on_islands() -> None:
     for model in ("phase", "magnetisation"):
         result = SipradReconstructor(config.replace(phase_model=model)).reconstruct(image, PARAMS)
         scores[model] = phase_and_b_accuracy(result.phi_m, phase_m, PIXEL_NM)
-    # measured over seeds 0-2 (phase, B): magnetisation 0.53-0.71, 0.35-0.50;
-    # phase -0.14..0.13, -0.08..0.14 (the gain >= 0.48 in phase, >= 0.32 in B)
-    assert scores["magnetisation"][0] > max(0.4, scores["phase"][0] + 0.3)
-    assert scores["magnetisation"][1] > scores["phase"][1] + 0.15
+    # measured over seeds 0-2 (phase, B): magnetisation 0.22-0.72, 0.14-0.41;
+    # phase -0.03..0.02, -0.03..0.04 (gains >= 0.23 in phase, >= 0.17 in B)
+    assert scores["magnetisation"][0] > max(0.15, scores["phase"][0] + 0.15)
+    assert scores["magnetisation"][1] > scores["phase"][1] + 0.1

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import lorentz_live.siprad.thickness as thickness_module
 from lorentz_live.errors import InputError
 from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import (
@@ -147,7 +148,8 @@ def test_thickness_floor_keeps_the_clean_film_out_of_the_fit() -> None:
     assert float(fitted[2.0][~clean].mean()) > 5.0
 
 
-def test_exclude_start_is_an_exclude_pass_then_a_warm_thickness_pass() -> None:
+def test_exclude_start_is_an_exclude_pass_then_a_warm_thickness_pass(monkeypatch) -> None:
+    monkeypatch.setattr(thickness_module, "FIT_ITERATIONS", 30)  # a shorter thickness fit
     image, _, _ = contaminated(1)
     config = small_config(1).replace(
         amplitude="thickness", thickness_floor_nm=2.0, pretrain_iterations=20, max_iterations=30
@@ -161,7 +163,8 @@ def test_exclude_start_is_an_exclude_pass_then_a_warm_thickness_pass() -> None:
     assert both.pretrain_iterations == 20 and warm.pretrain_iterations == 0
 
 
-def test_joint_thickness_fit_goes_on_in_the_main_loop() -> None:
+def test_joint_thickness_fit_goes_on_in_the_main_loop(monkeypatch) -> None:
+    monkeypatch.setattr(thickness_module, "FIT_ITERATIONS", 60)  # a shorter thickness fit
     image, _, _ = contaminated(0)
     config = small_config(0).replace(
         amplitude="thickness", thickness_floor_nm=2.0, pretrain_iterations=20,
@@ -170,7 +173,7 @@ def test_joint_thickness_fit_goes_on_in_the_main_loop() -> None:
     fixed = SipradReconstructor(config).reconstruct(image, PARAMS)
     joint = SipradReconstructor(config.replace(thickness_joint=True)).reconstruct(image, PARAMS)
     assert fixed.phase_e is not None and joint.phase_e is not None
-    # measured over seeds 0-2: the map moves by up to 0.30-0.42 rad of phi_e and the
-    # misfit of the last 10 iterations drops by 1.4-1.8 %
-    assert float((joint.phase_e - fixed.phase_e).abs().max()) > 0.1
-    assert sum(joint.loss[-10:]) < 0.995 * sum(fixed.loss[-10:])
+    # measured over seeds 0-2: the map moves by up to 0.37-0.55 rad of phi_e and the
+    # misfit of the last 10 iterations drops by 5.4-6.4 %
+    assert float((joint.phase_e - fixed.phase_e).abs().max()) > 0.15
+    assert sum(joint.loss[-10:]) < 0.98 * sum(fixed.loss[-10:])
