@@ -39,6 +39,8 @@ from lorentz_live.tomo.refine import DEFAULT_ITERATIONS as REFINE_ITERATIONS
 PROG = "lorentz-live"
 #: Phase-correlation targets of the amplitude cases (issue 13).
 AMPLITUDE_TARGETS = {"contaminated": 0.85, "patterned": 0.8}
+#: Share of the pixels ``--stop held-out`` leaves out of the fit.
+CLI_HOLDOUT_FRACTION = 0.2
 #: Labels of the amplitude cases in the help text.
 AMPLITUDE_CASE_NAMES = {
     "contaminated": "a contaminated bubble lattice",
@@ -254,6 +256,35 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "(default: a continuous map, e.g. contamination on a film)",
     )
     parser.add_argument(
+        "--phase-model",
+        choices=("phase", "magnetisation"),
+        help="siprad: what the network outputs: phase (default), or magnetisation: an "
+        "in-plane moment on the material only (zero in vacuum; the thickness map's "
+        "islands), whose film phase is phi_m; for patterned films with "
+        "--amplitude thickness --island-thickness",
+    )
+    parser.add_argument(
+        "--thickness-floor",
+        type=float,
+        metavar="NM",
+        help="siprad, --amplitude thickness (continuous map): estimated thickness below "
+        "NM counts as clean film (t = 0, not fitted; default 0: every pixel fitted)",
+    )
+    parser.add_argument(
+        "--thickness-start",
+        choices=("pretrained", "exclude"),
+        help="siprad, --amplitude thickness: fit the estimated thickness map against the "
+        "pre-trained SITIE phase (default) or against a first pass with --amplitude "
+        "exclude, which then warm-starts the thickness pass (about twice the time)",
+    )
+    parser.add_argument(
+        "--thickness-joint",
+        action="store_true",
+        default=None,
+        help="siprad, --amplitude thickness: go on fitting the estimated thickness map "
+        "together with phi_m in the main loop (default: held fixed there)",
+    )
+    parser.add_argument(
         "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
     )
     parser.add_argument(
@@ -276,6 +307,13 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         choices=("pad", "periodic"),
         help="siprad: image edges: 'pad' (default) models a larger field, for "
         "non-periodic (real) micrographs; 'periodic' for periodic simulations",
+    )
+    parser.add_argument(
+        "--stop",
+        choices=("discrepancy", "plateau", "held-out", "none"),
+        help="siprad: stopping rule (default discrepancy); held-out leaves "
+        f"{CLI_HOLDOUT_FRACTION:.0%} of the pixels out of the fit and keeps the iterate "
+        "that predicts them best (printed final misfit: that iterate's)",
     )
     parser.add_argument(
         "--smoothing",
@@ -308,9 +346,11 @@ def _siprad_config(args: argparse.Namespace, base=None):
 
     _seed(args.seed)
     changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
-    for name in ("boundary", "smoothing"):
+    for name in ("boundary", "smoothing", "stop", "thickness_start"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
+    if changes.get("stop") == "held-out" and (base or SipradConfig()).holdout_fraction <= 0:
+        changes["holdout_fraction"] = CLI_HOLDOUT_FRACTION
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError(f"--iterations must be >= 1, got {args.iterations}")
@@ -318,6 +358,13 @@ def _siprad_config(args: argparse.Namespace, base=None):
     if args.threshold is not None:
         _number("--threshold", args.threshold, strict=True)
         changes["threshold"] = args.threshold
+    if getattr(args, "thickness_joint", None):
+        changes["thickness_joint"] = True
+    if getattr(args, "phase_model", None) is not None:
+        changes["phase_model"] = args.phase_model
+    if getattr(args, "thickness_floor", None) is not None:
+        _number("--thickness-floor", args.thickness_floor)
+        changes["thickness_floor_nm"] = args.thickness_floor
     if getattr(args, "island_thickness", None) is not None:
         _number("--island-thickness", args.island_thickness, strict=True)
         changes["island_thickness_nm"] = args.island_thickness
@@ -366,7 +413,9 @@ def _reconstruct(args: argparse.Namespace) -> None:
         arrays["resolution_nm"] = np.float32(result.resolution_nm)
         arrays["smoothing_sigma_px"] = np.float32(result.smoothing_sigma_px)
         arrays["phi_m_raw"] = result.phi_m_raw.numpy()
-        misfit = result.loss[-1] if result.loss else float("nan")
+        if result.kept_iteration is not None:
+            arrays["kept_iteration"] = np.int32(result.kept_iteration)
+        misfit = result.final_misfit  # the kept iterate's (held-out: not the last)
         stopped = (
             f"reached the iteration cap ({result.iterations}) before converging"
             if result.stop_reason == "max_iterations"
