@@ -8,17 +8,16 @@ refinement works on an effective source u = mu0 M_eff (T) in the box: its phase
 is :func:`lorentz_live.tomo.projector.tilt_phase` of u (exact for a compact
 source, as for the data) and its induction in the box is
 :func:`field_of_source` (stray field from a 2x zero-padded box).  Starting from
-the source of the MagNet output (:func:`source_of_field`), conjugate gradients
-minimise
-
-    0.5 sum |phi(u) - phi_meas|^2 + 0.5 lambda |B(u) - B_prior|^2
-
-(each image with its mean removed: the phase offset of a real image is
-arbitrary), lambda = ``prior_weight`` x the largest eigenvalue of the data
-term's normal operator.  The updates lie in the range of the projector's
-adjoint, so the data correct what they measure and the missing wedge stays
-the network's; the prior term and stopping early keep the fit from chasing
-noise.  The result B(u) is divergence free.
+the source of the MagNet output (:func:`source_of_field`), conjugate gradients on the normal
+equations (CGLS) minimise 0.5 sum |phi(u) - phi_meas|^2 (each image with its
+mean removed: the phase offset of a real image is arbitrary).  The updates lie
+in the range of the projector's adjoint, so the data correct what they measure
+and the missing wedge stays the network's.  Noise-free the error keeps falling
+for 150 steps; with noise the fit starts to chase it after a few tens of steps,
+so :func:`iterations_for` stops early on series whose estimated phase noise is
+high (a discrepancy-principle stop was tried: the misfit stays far above the
+noise level until long after the error is lowest).  The result B(u) is
+divergence free.
 """
 
 from __future__ import annotations
@@ -43,8 +42,6 @@ NOISY_ITERATIONS = 25
 #: Estimated phase noise (:func:`phase_noise` / peak |phase|) above which a series counts as
 #: noisy: 0.02-0.56 % on noise-free library series, >= 1.0 % with 1 % noise.
 NOISE_THRESHOLD = 0.008
-#: Default ``prior_weight`` (lambda / largest eigenvalue of the data term).
-DEFAULT_PRIOR_WEIGHT = 0.0
 #: CG steps that find the source of the starting field.
 SOURCE_ITERATIONS = 20
 
@@ -140,63 +137,33 @@ def iterations_for(series: Series) -> int:
     return DEFAULT_ITERATIONS
 
 
-def _largest_eigenvalue(like: torch.Tensor, series: Series, voxel_size_nm: float) -> float:
-    """Power-iteration estimate of the largest eigenvalue of A^T A (rad^2 / T^2)."""
-    vector = torch.randn(like.shape, generator=torch.Generator().manual_seed(0), dtype=like.dtype)
-    value = 0.0
-    for _ in range(8):
-        vector = vector / vector.norm()
-        with torch.no_grad():
-            images = _forward(vector, series, voxel_size_nm)
-        image = _adjoint(images, vector, series, voxel_size_nm)
-        value = float((vector * image).sum())
-        vector = image
-    return value
-
-
 def _cgls(
-    induction_t: torch.Tensor, series: Series, voxel_size_nm: float, prior_weight: float
-) -> Iterator[tuple[torch.Tensor, float]]:
-    """CGLS on the stacked system [A; sqrt(lambda) B] u = [y; sqrt(lambda) B_prior] from
-    the source of ``induction_t``: yields (source (T), data misfit sum |A u - y|^2 (rad^2))
-    before the first step and after each."""
-    prior = induction_t.detach()
-    source = source_of_field(prior)
-    measured = [_zero_mean(p.to(prior.dtype)) for p, _, _ in series]
-    weight = (
-        prior_weight * _largest_eigenvalue(prior, series, voxel_size_nm) if prior_weight else 0.0
-    )
-    root = math.sqrt(weight)
-
-    def forward(u: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            images = _forward(u, series, voxel_size_nm)
-            return images + ([root * field_of_source(u)] if weight else [])
-
-    def adjoint(residual: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        gradient = _adjoint(residual[: len(series)], like, series, voxel_size_nm)
-        if weight:
-            with torch.no_grad():
-                gradient = gradient + root * field_of_source(residual[-1])
-        return gradient
-
-    target = measured + ([root * prior] if weight else [])
-    residual = [y - m for y, m in zip(target, forward(source), strict=True)]
-    gradient = adjoint(residual, source)
+    induction_t: torch.Tensor, series: Series, voxel_size_nm: float
+) -> Iterator[torch.Tensor]:
+    """CGLS on A u = y from the source of ``induction_t``: yields the source (T) before the
+    first step and after each."""
+    source = source_of_field(induction_t.detach())
+    measured = [_zero_mean(p.to(source.dtype)) for p, _, _ in series]
+    with torch.no_grad():
+        residual = [
+            y - m for y, m in zip(measured, _forward(source, series, voxel_size_nm), strict=True)
+        ]
+    gradient = _adjoint(residual, source, series, voxel_size_nm)
     direction = gradient
     norm_sq = (gradient**2).sum()
     while True:
-        yield source, float(sum((r**2).sum() for r in residual[: len(series)]))
+        yield source
         if norm_sq <= 0:
             return
-        image = forward(direction)
+        with torch.no_grad():
+            image = _forward(direction, series, voxel_size_nm)
         curvature = sum((q**2).sum() for q in image)
         if curvature <= 0:
             return
         step = norm_sq / curvature
         source = source + step * direction
         residual = [r - step * q for r, q in zip(residual, image, strict=True)]
-        gradient = adjoint(residual, source)
+        gradient = _adjoint(residual, source, series, voxel_size_nm)
         new_norm_sq = (gradient**2).sum()
         direction = gradient + (new_norm_sq / norm_sq) * direction
         norm_sq = new_norm_sq
@@ -207,16 +174,13 @@ def refine_source(
     series: Series,
     voxel_size_nm: float,
     iterations: int | None = None,
-    *,
-    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
 ) -> torch.Tensor:
     """Source u (T) [3, N, N, N] after ``iterations`` CGLS steps (None: :func:`iterations_for`)
-    from the source of ``induction_t`` (T), which is also the prior B_prior (see the module
-    docstring)."""
+    from the source of ``induction_t`` (T) (see the module docstring)."""
     if iterations is None:
         iterations = iterations_for(series)
     result = induction_t
-    for step, (source, _) in enumerate(_cgls(induction_t, series, voxel_size_nm, prior_weight)):
+    for step, source in enumerate(_cgls(induction_t, series, voxel_size_nm)):
         result = source
         if step >= iterations:
             break
@@ -228,8 +192,6 @@ def refine(
     series: Series,
     voxel_size_nm: float,
     iterations: int | None = None,
-    *,
-    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
 ) -> torch.Tensor:
     """Refined induction (T) [3, N, N, N] of :func:`refine_source`, divergence free on the box.
 
@@ -238,8 +200,6 @@ def refine(
     """
     if iterations is not None and iterations <= 0:
         return solenoidal_part(induction_t.detach())
-    source = refine_source(
-        induction_t, series, voxel_size_nm, iterations, prior_weight=prior_weight
-    )
+    source = refine_source(induction_t, series, voxel_size_nm, iterations)
     with torch.no_grad():
         return solenoidal_part(field_of_source(source))
