@@ -37,8 +37,10 @@ from lorentz_live.tomo.projector import tilt_phase
 #: 14.5 / 14.2, +-75 deg 13.2 / 12.2 / 11.5 / 10.8).
 DEFAULT_ITERATIONS = 150
 #: Iterations when the phases look noisy: with 2 % noise the NRMSE is lowest after
-#: 14-32 steps (median ~23) and then grows (+-60 deg: 19.5 % at 30, 25.4 at 60, 40.8 at 150).
-NOISY_ITERATIONS = 25
+#: ~20 steps and then grows (validation, median % at 12 / 20 / 28 / 60 steps: +-30 deg
+#: 24.0 / 23.9 / 24.4 / 28.5, +-45 deg 21.1 / 20.6 / 20.9 / 25.8, +-90 deg 16.4 / 16.1 /
+#: 16.4 / 23.3; +-60 deg 40.8 after 150).
+NOISY_ITERATIONS = 20
 #: Estimated phase noise (:func:`phase_noise` / peak |phase|) above which a series counts as
 #: noisy: 0.02-0.56 % on noise-free library series, >= 1.0 % with 1 % noise.
 NOISE_THRESHOLD = 0.008
