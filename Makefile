@@ -35,7 +35,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy lorentz_live acquisition_bridge
+	$(VENV)/bin/mypy lorentz_live acquisition_bridge gui
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest

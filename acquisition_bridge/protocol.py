@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgpack
 import numpy as np
@@ -187,6 +187,7 @@ def wire_array(array: np.ndarray) -> np.ndarray:
     if array.ndim != 2:
         raise ProtocolError("shape", f"an image must be 2-D [h, w], got shape {array.shape}")
     kind, size = array.dtype.kind, array.dtype.itemsize
+    target: np.dtype
     if kind == "b":
         target = np.dtype("<u1")
     elif kind == "u" and size in (1, 2, 4):
@@ -250,7 +251,7 @@ def encode_frame(
     if stream_id is not None:
         header["stream_id"] = stream_id
     validate_header(header)
-    return [pack_header(header), memoryview(pixels).cast("B")]
+    return [pack_header(header), memoryview(pixels.data).cast("B")]
 
 
 def encode_control(
@@ -278,7 +279,7 @@ def encode_control(
     return [pack_header(header)]
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

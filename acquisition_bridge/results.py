@@ -94,7 +94,7 @@ def encode_result(
         wire_name = "<u1" if given.dtype == np.uint8 else "<f4"  # numpy spells uint8 "|u1"
         wire = np.ascontiguousarray(given, dtype=np.dtype(wire_name))
         specs.append({"name": name, "shape": list(wire.shape), "dtype": wire_name, "unit": unit})
-        buffers.append(memoryview(wire).cast("B"))
+        buffers.append(memoryview(wire.data).cast("B"))
     full = dict(header)
     full.update(
         protocol=PROTOCOL_VERSION,

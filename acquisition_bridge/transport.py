@@ -173,7 +173,7 @@ class Publisher:
                 self._record.sndhwm = record_hwm
                 set_curve_server(self._record, curve_secret_key)
                 self._record.bind(record_bind)
-                self.record_address = self._record.last_endpoint.decode()
+                self.record_address = str(self._record.last_endpoint.decode())  # type: ignore[union-attr]
         except zmq.ZMQError:
             self.close()
             raise

@@ -11,6 +11,7 @@ Usage::
     python benchmarks/tomo.py                  # shipped weights, full test split
     python benchmarks/tomo.py --weights out/tomo/magnet32.pt --samples 44 --no-write
     python benchmarks/tomo.py --refine-samples 22   # refine (slow) on the first 22 only
+    python benchmarks/tomo.py --relax-steps 100 --no-write  # micromagnetically relaxed textures
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from lorentz_live.tomo.dataset import (  # noqa: E402
     FULL_ANGLES_DEG,
     LIBRARY_VOXEL_NM,
     add_phase_noise,
-    build_series,
     limit_indices,
+    sample_series,
 )
 from lorentz_live.tomo.fields import nrmse  # noqa: E402
 from lorentz_live.tomo.magnet import WEIGHTS, load_model, magnet  # noqa: E402
@@ -42,6 +43,7 @@ from lorentz_live.tomo.refine import (  # noqa: E402
     NOISY_ITERATIONS,
     refine,
 )
+from lorentz_live.tomo.textures import library  # noqa: E402
 from lorentz_live.tomo.vfet import (  # noqa: E402
     BZ_FUNCTIONS,
     DEFAULT_BZ_METHOD,
@@ -283,18 +285,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats")
     parser.add_argument("--cache", default=str(REPO / "out" / "tomo"))
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--relax-steps", type=int, default=0, help="relax the test textures (micromagnetics)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    cache = Path(args.cache) / f"test_series_{args.library_count}_{args.size}.pt"
+    entries = library(args.library_count, args.size, args.library_seed, "test")
+    entries = entries[: args.samples or None]
+    relaxed = f"_relaxed{args.relax_steps}" if args.relax_steps else ""
+    name = f"test_series_{args.library_count}_{args.size}_{len(entries)}{relaxed}.pt"
+    cache = Path(args.cache) / name
     if cache.exists():
         series = torch.load(cache, weights_only=False)
     else:
-        series = build_series(args.library_count, args.size, args.library_seed, "test")
+        series = [sample_series(kind, args.size, s, args.relax_steps) for s, kind in entries]
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(series, cache)
-    if args.samples:
-        series = series[: args.samples]
     if args.refine_samples is None:
         args.refine_samples = len(series)
     model, model_size = load_model(args.weights)

@@ -167,7 +167,7 @@ class StreamReceiver:
                 busy = False
                 if self._raw is not None:
                     message = self._raw.recv(timeout_s=0.0 if self._results else 0.02)
-                    if message is not None and message.kind == FRAME:
+                    if message is not None and message.kind == FRAME and message.pixels is not None:
                         self._put_raw(message.pixels, message.header)
                         self._record(frame=(message.pixels, message.header))
                         busy = True

@@ -745,7 +745,7 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         png, npz = stem.with_suffix(".png"), stem.with_suffix(".npz")
         self.b_panel.grab().save(str(png))
-        arrays = {name: np.array(value) for name, value in result.arrays.items()}
+        arrays: dict[str, Any] = {name: np.array(value) for name, value in result.arrays.items()}
         if self.last_raw is not None:
             arrays["raw"] = np.array(self.last_raw.pixels)
         np.savez(npz, header=json.dumps(result.header, default=str), **arrays)

@@ -40,6 +40,8 @@ from lorentz_live.tomo.refine import NOISY_ITERATIONS as REFINE_NOISY_ITERATIONS
 PROG = "lorentz-live"
 #: Phase-correlation targets of the amplitude cases (issue 13).
 AMPLITUDE_TARGETS = {"contaminated": 0.85, "patterned": 0.8}
+#: Share of the pixels ``--stop held-out`` leaves out of the fit.
+CLI_HOLDOUT_FRACTION = 0.2
 #: Labels of the amplitude cases in the help text.
 AMPLITUDE_CASE_NAMES = {
     "contaminated": "a contaminated bubble lattice",
@@ -255,6 +257,35 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "(default: a continuous map, e.g. contamination on a film)",
     )
     parser.add_argument(
+        "--phase-model",
+        choices=("phase", "magnetisation"),
+        help="siprad: what the network outputs: phase (default), or magnetisation: an "
+        "in-plane moment on the material only (zero in vacuum; the thickness map's "
+        "islands), whose film phase is phi_m; for patterned films with "
+        "--amplitude thickness --island-thickness",
+    )
+    parser.add_argument(
+        "--thickness-floor",
+        type=float,
+        metavar="NM",
+        help="siprad, --amplitude thickness (continuous map): estimated thickness below "
+        "NM counts as clean film (t = 0, not fitted; default 0: every pixel fitted)",
+    )
+    parser.add_argument(
+        "--thickness-start",
+        choices=("pretrained", "exclude"),
+        help="siprad, --amplitude thickness: fit the estimated thickness map against the "
+        "pre-trained SITIE phase (default) or against a first pass with --amplitude "
+        "exclude, which then warm-starts the thickness pass (about twice the time)",
+    )
+    parser.add_argument(
+        "--thickness-joint",
+        action="store_true",
+        default=None,
+        help="siprad, --amplitude thickness: go on fitting the estimated thickness map "
+        "together with phi_m in the main loop (default: held fixed there)",
+    )
+    parser.add_argument(
         "--threshold", type=float, help="siprad: amplitude threshold, x mean intensity"
     )
     parser.add_argument(
@@ -277,6 +308,13 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         choices=("pad", "periodic"),
         help="siprad: image edges: 'pad' (default) models a larger field, for "
         "non-periodic (real) micrographs; 'periodic' for periodic simulations",
+    )
+    parser.add_argument(
+        "--stop",
+        choices=("discrepancy", "plateau", "held-out", "none"),
+        help="siprad: stopping rule (default discrepancy); held-out leaves "
+        f"{CLI_HOLDOUT_FRACTION:.0%} of the pixels out of the fit and keeps the iterate "
+        "that predicts them best (printed final misfit: that iterate's)",
     )
     parser.add_argument(
         "--smoothing",
@@ -309,9 +347,11 @@ def _siprad_config(args: argparse.Namespace, base=None):
 
     _seed(args.seed)
     changes = {"amplitude": args.amplitude, "seed": args.seed, "material": _material(args)}
-    for name in ("boundary", "smoothing"):
+    for name in ("boundary", "smoothing", "stop", "thickness_start"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
+    if changes.get("stop") == "held-out" and (base or SipradConfig()).holdout_fraction <= 0:
+        changes["holdout_fraction"] = CLI_HOLDOUT_FRACTION
     if args.iterations is not None:
         if args.iterations < 1:
             raise InputError(f"--iterations must be >= 1, got {args.iterations}")
@@ -319,6 +359,13 @@ def _siprad_config(args: argparse.Namespace, base=None):
     if args.threshold is not None:
         _number("--threshold", args.threshold, strict=True)
         changes["threshold"] = args.threshold
+    if getattr(args, "thickness_joint", None):
+        changes["thickness_joint"] = True
+    if getattr(args, "phase_model", None) is not None:
+        changes["phase_model"] = args.phase_model
+    if getattr(args, "thickness_floor", None) is not None:
+        _number("--thickness-floor", args.thickness_floor)
+        changes["thickness_floor_nm"] = args.thickness_floor
     if getattr(args, "island_thickness", None) is not None:
         _number("--island-thickness", args.island_thickness, strict=True)
         changes["island_thickness_nm"] = args.island_thickness
@@ -367,7 +414,9 @@ def _reconstruct(args: argparse.Namespace) -> None:
         arrays["resolution_nm"] = np.float32(result.resolution_nm)
         arrays["smoothing_sigma_px"] = np.float32(result.smoothing_sigma_px)
         arrays["phi_m_raw"] = result.phi_m_raw.numpy()
-        misfit = result.loss[-1] if result.loss else float("nan")
+        if result.kept_iteration is not None:
+            arrays["kept_iteration"] = np.int32(result.kept_iteration)
+        misfit = result.final_misfit  # the kept iterate's (held-out: not the last)
         stopped = (
             f"reached the iteration cap ({result.iterations}) before converging"
             if result.stop_reason == "max_iterations"
@@ -606,6 +655,8 @@ def _tomo_train(args: argparse.Namespace) -> None:
         raise InputError(f"--size must be a multiple of 8 and >= 16, got {args.size}")
     if args.library_count < 10:
         raise InputError(f"--library-count must be >= 10, got {args.library_count}")
+    if args.relax_steps < 0:
+        raise InputError(f"--relax-steps must be >= 0, got {args.relax_steps}")
     out = output_path(args.out, (".pt",))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -621,6 +672,7 @@ def _tomo_train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         learning_rate=args.learning_rate,
         augment=not args.no_augment,
+        relax_steps=args.relax_steps,
     )
     if args.resume is not None and not Path(args.resume).is_file():
         raise InputError(f"--resume {args.resume}: no such file")
@@ -864,6 +916,12 @@ def _add_tomo_commands(commands) -> None:
     tomo_train.add_argument("--resume", metavar="W.pt", help="continue from this checkpoint")
     tomo_train.add_argument(
         "--no-augment", action="store_true", help="no x/y-swap and z-mirror augmentation"
+    )
+    tomo_train.add_argument(
+        "--relax-steps",
+        type=int,
+        default=0,
+        help="micromagnetic energy-descent steps per training texture (0: analytic textures)",
     )
     tomo_train.add_argument("--threads", type=int, help="torch CPU threads")
     tomo_train.set_defaults(handler=_tomo_train)

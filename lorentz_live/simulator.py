@@ -163,12 +163,11 @@ class FieldCoolingMovie:
         self._threshold = self._rng.uniform(0.0, 1.0, len(sites))
         self._jiggle = np.zeros_like(self._sites)
         self._transfer = transfer_function(self.shape, params)
+        self._contaminant: torch.Tensor | None = None
         if settings.contaminants > 0:
             self._contaminant = contaminant_thickness(
                 self.shape, params.pixel_size_nm, count=settings.contaminants, seed=settings.seed
             )
-        else:
-            self._contaminant = None
         self._index = 0
 
     @property
@@ -453,7 +452,7 @@ def free_loopback_endpoint() -> str:
     """A ``tcp://127.0.0.1:PORT`` endpoint whose port was free a moment ago."""
     import zmq
 
-    probe = zmq.Context.instance().socket(zmq.REP)
+    probe: zmq.Socket = zmq.Context.instance().socket(zmq.REP)
     try:
         port = probe.bind_to_random_port("tcp://127.0.0.1")
     finally:

@@ -297,6 +297,25 @@ def test_siprad_round_trip_writes_fit_loss_and_amplitude(workdir, capsys) -> Non
     assert "siprad:" in capsys.readouterr().out  # piped: a summary line, no progress bar
 
 
+def test_held_out_stop_prints_the_kept_iterates_misfit(workdir, capsys) -> None:
+    clean = workdir / "image.npy"
+    forward = ["forward", str(workdir / "phase.npy"), "--params", str(workdir / "p.json")]
+    assert main([*forward, "--out", str(clean), "--dose", "20"]) == 0
+    out = workdir / "held.npz"
+    capsys.readouterr()
+    code = main(
+        ["reconstruct", str(clean), "--params", str(workdir / "p.json"), "--out", str(out),
+         "--iterations", "60", "--stop", "held-out"]
+    )  # fmt: skip
+    assert code == 0
+    result = np.load(out)
+    kept, loss = int(result["kept_iteration"]), result["loss"]
+    # scored every 10 iterations: the kept iterate is never the last of 60
+    assert kept % 10 == 0 and kept < loss.size - 1
+    printed = capsys.readouterr().out.split("final misfit ")[1].split(",")[0]
+    assert printed == f"{loss[kept]:.3e}"
+
+
 def test_amplitude_help_quotes_the_measured_figures() -> None:
     from lorentz_live import measured  # written by benchmarks/accuracy.py
     from lorentz_live.cli import amplitude_help
@@ -321,5 +340,15 @@ def test_sample_flags_reach_the_siprad_config() -> None:
     )  # fmt: skip
     config = _siprad_config(args)
     assert config.amplitude == "thickness" and config.island_thickness_nm == 10.0
+    args = build_parser().parse_args(
+        ["reconstruct", "i.npy", "--params", "p.json", "--out", "r.npz", "--amplitude",
+         "thickness", "--thickness-floor", "2", "--thickness-start", "exclude",
+         "--phase-model", "magnetisation", "--stop", "held-out", "--thickness-joint"]
+    )  # fmt: skip
+    other = _siprad_config(args)
+    assert other.thickness_floor_nm == 2.0 and other.thickness_start == "exclude"
+    assert other.phase_model == "magnetisation" and other.thickness_joint
+    assert not config.thickness_joint
+    assert other.stop == "held-out" and other.holdout_fraction > 0
     assert config.material.mean_inner_potential_v == 12.0
     assert config.material.absorption_length_nm == 80.0

@@ -114,7 +114,7 @@ def parse_ovf(raw: bytes, *, name: str = "<bytes>") -> VectorField:
         raise InputError(f"{name}: unsupported meshunit {mesh_unit!r}")
     return VectorField(
         values=values.reshape(*nodes, 3) * multiplier,
-        cell_size_m=tuple(step * scale for step in steps),
+        cell_size_m=(steps[0] * scale, steps[1] * scale, steps[2] * scale),
         units=units[0] if units else "",
     )
 

@@ -12,6 +12,7 @@ from lorentz_live.siprad.network import NetworkConfig
 from lorentz_live.siprad.thickness import check_island_thickness, check_material
 
 AMPLITUDE_MODES = ("none", "threshold", "learn", "exclude", "thickness")
+PHASE_MODELS = ("phase", "magnetisation")
 STOP_RULES = ("discrepancy", "plateau", "held-out", "none")
 BOUNDARIES = ("pad", "periodic")
 SMOOTHING_MODES = ("none", "resolution", "fixed")
@@ -30,6 +31,13 @@ class SipradConfig:
     input_noise : std of the fresh Gaussian noise added to the DIP input each
         iteration, in units of the input's std (0 = none).
     network : phase-DIP architecture.
+    phase_model : ``"phase"`` (the DIP outputs phi_m) or ``"magnetisation"`` (the
+        DIP outputs an in-plane moment, zero where the thickness map has no
+        material, and phi_m is its film phase:
+        :class:`lorentz_live.siprad.models.MomentPhase`; for islands in vacuum,
+        ``amplitude="thickness"`` with ``island_thickness_nm`` or a known map).
+    support_margin_px : ``"magnetisation"``: the material's support is widened by
+        this many pixels (the estimated islands' rims are uncertain by 1-2 px).
     stop : ``"discrepancy"`` (misfit <= ``discrepancy_factor`` x estimated noise
         variance, or a plateau), ``"plateau"``, ``"held-out"`` (the misfit on the
         ``holdout_fraction`` of pixels left out of the loss has not improved for
@@ -52,6 +60,10 @@ class SipradConfig:
         (``smoothing_sigma_px``; the paper's 2 px).  Smoothing lowers |B| in walls
         narrower than the kernel (docs/accuracy.md).
     smoothing_sigma_px : Gaussian sigma of ``smoothing="fixed"``, pixels.
+    average_outputs : snapshot averaging: phi_m is the mean of the phases the main
+        loop fitted (noisy input) over its last this many iterations, not the kept
+        network's noise-free output; 0 = off.  Not with ``stop="held-out"`` (its
+        best iterate is returned).
     calibrate_scale : after the loop, multiply phi_m by the one factor alpha that
         minimises the image misfit (:func:`lorentz_live.siprad.scale.fit_scale`):
         early stopping leaves the DIP near its damped input, and one parameter
@@ -83,6 +95,15 @@ class SipradConfig:
     island_thickness_nm : ``"thickness"`` mode: the sample is islands of this
         thickness (nm) in vacuum (a patterned film): the thickness map is 0 or this.
         ``None``: a continuous map (contamination on a film).
+    thickness_floor_nm : ``"thickness"`` mode, continuous map: where the estimated
+        thickness is below this (nm) the film is clean (t = 0, not fitted); 0 = the
+        map and its fit cover every pixel.
+    thickness_start : ``"thickness"`` mode, estimated map: the phi_m the map is
+        fitted against: ``"pretrained"`` (the pre-trained SITIE phase) or
+        ``"exclude"`` (a first SIPRAD pass in ``"exclude"`` mode, which then also
+        warm-starts the thickness pass: about twice the time).
+    thickness_joint : ``"thickness"`` mode, estimated map: its correction goes on
+        being fitted (Adam, with phi_m) in the main loop instead of being held fixed.
     amplitude_network : amplitude-DIP architecture (``"learn"`` mode).
     dual_value_every : ``"learn"`` mode: project the amplitude on two values this often.
     seed : seeds the network initialisation and the input noise.
@@ -94,6 +115,8 @@ class SipradConfig:
     learning_rate: float = 1.0e-3
     input_noise: float = 0.03
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    phase_model: str = "phase"
+    support_margin_px: float = 2.0
     stop: str = "discrepancy"
     discrepancy_factor: float = 1.0
     noise_sigma: float | None = None
@@ -104,6 +127,7 @@ class SipradConfig:
     plateau_tolerance: float = 2.0e-3
     smoothing: str = "none"
     smoothing_sigma_px: float = 2.0
+    average_outputs: int = 0
     calibrate_scale: bool = True
     boundary: str = "pad"
     pad_fraction: float = 0.125
@@ -114,6 +138,9 @@ class SipradConfig:
     exclude_margin: float = 1.0
     material: Material = field(default_factory=Material)
     island_thickness_nm: float | None = None
+    thickness_floor_nm: float = 0.0
+    thickness_start: str = "pretrained"
+    thickness_joint: bool = False
     amplitude_network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(width=8, depth=3, max_width=32)
     )
@@ -124,6 +151,8 @@ class SipradConfig:
         choices = (
             ("amplitude", AMPLITUDE_MODES),
             ("stop", STOP_RULES),
+            ("phase_model", PHASE_MODELS),
+            ("thickness_start", ("pretrained", "exclude")),
             ("boundary", BOUNDARIES),
             ("smoothing", SMOOTHING_MODES),
             ("input_filter", ("wiener", "none")),
@@ -138,12 +167,16 @@ class SipradConfig:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         check_material(self.material)
         check_island_thickness(self.island_thickness_nm)
+        if not self.thickness_floor_nm >= 0:
+            raise InputError(f"thickness_floor_nm must be >= 0, got {self.thickness_floor_nm!r}")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise InputError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction!r}")
         if self.holdout_every < 1:
             raise InputError(f"holdout_every must be >= 1, got {self.holdout_every!r}")
         if self.stop == "held-out" and self.holdout_fraction <= 0:
             raise InputError("stop='held-out' needs holdout_fraction > 0")
+        if self.average_outputs < 0:
+            raise InputError(f"average_outputs must be >= 0, got {self.average_outputs!r}")
         if not self.smoothing_sigma_px >= 0:
             raise InputError(f"smoothing_sigma_px must be >= 0, got {self.smoothing_sigma_px!r}")
 

@@ -9,6 +9,7 @@ Amplitude models give the non-magnetic part of the exit wave, (a, phi_e):
 from __future__ import annotations
 
 import copy
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +40,36 @@ class InputNoise:
         return x + self.level * noise
 
 
-def build_network(cfg: NetworkConfig, seed: int, device: torch.device) -> DeepImagePrior:
-    """A one-channel DIP initialised from ``seed`` (the global RNG is left alone)."""
+class OutputAverage:
+    """Mean of the last ``count`` phase outputs of the main loop (snapshot averaging).
+
+    The outputs are those the loop fits (noisy input), detached; ``count`` 0 = off.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.items: deque[torch.Tensor] = deque(maxlen=max(count, 1))
+
+    def record(self, phi: torch.Tensor) -> torch.Tensor:
+        """Keep ``phi`` (detached) when averaging; returns ``phi`` unchanged."""
+        if self.count > 0:
+            self.items.append(phi.detach())
+        return phi
+
+    def value(self) -> torch.Tensor | None:
+        """The mean of the kept outputs, or None (off, or nothing recorded)."""
+        if not self.items:
+            return None
+        return torch.stack(tuple(self.items)).mean(dim=0)
+
+
+def build_network(
+    cfg: NetworkConfig, seed: int, device: torch.device, outputs: int = 1
+) -> DeepImagePrior:
+    """A DIP (one input channel, ``outputs`` output channels) initialised from ``seed``
+    (the global RNG is left alone)."""
     with seeded_init(seed):
-        net = DeepImagePrior(1, 1, cfg)
+        net = DeepImagePrior(1, outputs, cfg)
     return net.to(device)
 
 
@@ -74,6 +101,9 @@ class ModelState:
 class _Dip:
     """A DIP with its Adam optimiser and fixed input [1, 1, H, W]."""
 
+    #: Output channels of the network.
+    outputs = 1
+
     def __init__(
         self,
         cfg: NetworkConfig,
@@ -84,7 +114,7 @@ class _Dip:
     ) -> None:
         device = net_input.device
         self.config = cfg if state is None else state.config
-        self.net = build_network(self.config, seed, device)
+        self.net = build_network(self.config, seed, device, self.outputs)
         self.optimiser = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         if state is not None:
             self.net.load_state_dict(state.network)
@@ -152,6 +182,80 @@ class PhaseModel(_Dip):
         if self.shift_px != (0.0, 0.0):
             phi = fourier_shift(phi, self.shift_px)
         return phi
+
+
+def moment_kernels(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """Fourier kernels [2, H, W] (complex64) taking an in-plane moment (u_x, u_y) to phi.
+
+    phi(k) = i (k_y u_x(k) - k_x u_y(k)) / (2 pi |k|^2), k in cycles per pixel: the
+    film phase of :func:`lorentz_live.physics.magnetic_phase_from_moment` up to a
+    constant factor, so that a uniform film of moment 1 has a phase slope of the order
+    of 1 rad per pixel; k = 0 is dropped (phi has zero mean).
+    """
+    k_y = torch.fft.fftfreq(shape[0], device=device)[:, None]
+    k_x = torch.fft.fftfreq(shape[1], device=device)[None, :]
+    k_sq = k_y**2 + k_x**2
+    factor = torch.where(k_sq > 0, 1.0 / (2.0 * torch.pi * torch.where(k_sq > 0, k_sq, 1.0)), 0.0)
+    return torch.stack((1j * factor * k_y, -1j * factor * k_x)).to(torch.complex64)
+
+
+class MomentPhase(PhaseModel):
+    """Phase DIP that outputs a magnetisation: phi_m from an in-plane moment on the material.
+
+    The network outputs two maps (u_x, u_y), multiplied by ``support`` [H', W']
+    (1 where there is magnetic material, 0 in vacuum; 1 in the model's padding
+    margin, whose free moments stand for the unseen field outside the window), and
+    phi_m = ``scale`` x ``gain`` x the film phase of that moment
+    (:func:`moment_kernels`).  In vacuum inside the window phi_m then has only the
+    stray-field (harmonic) part the material's moment sets, as in Mansuripur's
+    thin-film phase.  ``gain`` (1 / px) makes a moment of 1 carry the rms phase
+    slope of the input.
+    """
+
+    outputs = 2
+
+    def __init__(
+        self,
+        cfg: NetworkConfig,
+        sitie: torch.Tensor,
+        learning_rate: float,
+        seed: int,
+        *,
+        support: torch.Tensor,
+        state: ModelState | None = None,
+        scale: float | None = None,
+        net_input: torch.Tensor | None = None,
+        shift_px: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        super().__init__(
+            cfg, sitie, learning_rate, seed,
+            state=state, scale=scale, net_input=net_input, shift_px=shift_px,
+        )  # fmt: skip
+        self.support = support.to(sitie.dtype)
+        self.kernels = moment_kernels((sitie.shape[0], sitie.shape[1]), sitie.device)
+        x = self.input[0, 0]
+        slope = torch.sqrt(
+            (torch.diff(x, dim=0)[:, :-1] ** 2 + torch.diff(x, dim=1)[:-1, :] ** 2).mean()
+        )
+        self.gain = float(slope) or 1.0
+
+    def output(self, noise: InputNoise | None) -> torch.Tensor:
+        """Network output [2, H, W] (the moment before the support)."""
+        x = self.input if noise is None else noise(self.input)
+        return self.net(x)[0]
+
+    def phase(self, noise: InputNoise | None) -> torch.Tensor:
+        """phi_m [H, W], rad: the film phase of the moment on the support."""
+        moment = self.output(noise) * self.support
+        spectrum = (self.kernels * torch.fft.fft2(moment)).sum(dim=0)
+        phi = self.scale * self.gain * torch.fft.ifft2(spectrum).real
+        if self.shift_px != (0.0, 0.0):
+            phi = fourier_shift(phi, self.shift_px)
+        return phi
+
+    def pretrain_loss(self, noise: InputNoise) -> torch.Tensor:
+        """MSE between the phase (input units) of the noisy-input moment and the input."""
+        return torch.mean((self.phase(noise) / self.scale - self.input[0, 0]) ** 2)
 
 
 class UniformAmplitude:

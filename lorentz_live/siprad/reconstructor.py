@@ -53,6 +53,8 @@ from lorentz_live.siprad.models import (
     InputNoise,
     LearnedAmplitude,
     ModelState,
+    MomentPhase,
+    OutputAverage,
     PhaseModel,
     UniformAmplitude,
     weights,
@@ -158,6 +160,15 @@ class SipradResult:
     pretrained: ModelState | None = None
     holdout_loss: list[float] = field(default_factory=list)
     kept_iteration: int | None = None
+
+    @property
+    def final_misfit(self) -> float:
+        """Training misfit (``loss``) of the iterate returned: the kept (best held-out)
+        one with ``stop="held-out"``, else the last scored; NaN without iterations."""
+        if not self.loss:
+            return math.nan
+        kept = len(self.loss) - 1 if self.kept_iteration is None else self.kept_iteration
+        return self.loss[min(max(kept, 0), len(self.loss) - 1)]
 
 
 def holdout_mask(
@@ -330,6 +341,7 @@ class SipradReconstructor:
         problem: ForwardProblem,
         state,
         pretrained: ModelState | None = None,
+        amplitude: Amplitude | None = None,
     ) -> PhaseModel:
         cfg = self.config
         carried = net_input = None
@@ -344,16 +356,18 @@ class SipradReconstructor:
                 field.shape
             ):
                 net_input = state.net_input.to(self.device, field.dtype)
-        return PhaseModel(
-            cfg.network,
-            field,
-            cfg.learning_rate,
-            cfg.seed,
-            state=carried,
-            scale=None if state is None else state.phase_scale,
-            net_input=net_input,
-            shift_px=(0.0, 0.0) if state is None else tuple(state.output_shift_px),
-        )
+        common: dict[str, Any] = {
+            "state": carried,
+            "scale": None if state is None else state.phase_scale,
+            "net_input": net_input,
+            "shift_px": (0.0, 0.0) if state is None else tuple(state.output_shift_px),
+        }
+        if cfg.phase_model == "magnetisation":
+            support = material_support(amplitude, problem, cfg.support_margin_px, field)
+            return MomentPhase(
+                cfg.network, field, cfg.learning_rate, cfg.seed, support=support, **common
+            )
+        return PhaseModel(cfg.network, field, cfg.learning_rate, cfg.seed, **common)
 
     def reconstruct(
         self,
@@ -401,6 +415,8 @@ class SipradReconstructor:
         SipradResult
         """
         cfg = self.config
+        if cfg.thickness_start == "exclude" and state is None and thickness_nm is None:
+            return self._exclude_first(image, params, progress=progress, deadline=deadline)
         start = time.perf_counter()
         image = validate_image(image)
         params.require_reconstruction_defocus()
@@ -411,9 +427,9 @@ class SipradReconstructor:
         )
         amplitude, mask = self._amplitude(image, params, problem, state, thickness_nm)
         sitie = self._sitie_input(magnetic_source(amplitude, image, problem), params, noise, mask)
-        if cfg.amplitude == "learn":
-            pretrained = None
-        phase = self._phase_model(sitie, problem, state, pretrained)
+        if cfg.amplitude == "learn" or cfg.phase_model == "magnetisation":
+            pretrained = None  # (a one-channel phase DIP's weights fit neither)
+        phase = self._phase_model(sitie, problem, state, pretrained, amplitude)
         jitter = InputNoise(cfg.input_noise, cfg.seed + NOISE_SEED_OFFSET, self.device)
         pretrain_count = 0
         after_pretraining = None
@@ -421,18 +437,22 @@ class SipradReconstructor:
             pretrain_count = self._pretrain(phase, amplitude, jitter, deadline, pretrain_progress)
             after_pretraining = phase.state()
         fit_thickness(
-            amplitude, phase, problem, image, estimated=thickness_nm is None, deadline=deadline
-        )
+            amplitude, phase, problem, image, estimated=thickness_nm is None, deadline=deadline,
+            margin_px=cfg.support_margin_px,
+        )  # fmt: skip
 
         weight = wiener_gain(image, noise.variance) if cfg.loss_weighting == "wiener" else None
         valid = None
         if cfg.amplitude == "exclude" and mask is not None:
             valid = ~widen(mask, cfg.exclude_margin * fresnel_length_px(params))
         held, fitted, held_out = self._held_out(image, valid)
-        best = None
+        best, snapshots = None, OutputAverage(cfg.average_outputs)
         # expected misfit of the true phase: the noise power the loss lets through
-        passed = 1.0 if weight is None else float(weight.mean())
-        target = cfg.discrepancy_factor * noise.variance * passed
+        target = (
+            cfg.discrepancy_factor
+            * noise.variance
+            * (1.0 if weight is None else float(weight.mean()))
+        )
 
         def step(iteration: int) -> torch.Tensor:
             nonlocal best
@@ -448,7 +468,7 @@ class SipradReconstructor:
                     clean = problem.simulate(phase.phase(None) + phi_e0, a0)
                     held_out.record(iteration, float(_misfit(clean, image, None, held)))
                 best = _snapshot(phase, amplitude) if held_out.improved else best
-            fit = problem.simulate(phase.phase(jitter) + phi_e, a)
+            fit = problem.simulate(snapshots.record(phase.phase(jitter)) + phi_e, a)
             return _misfit(fit, image, weight, fitted)
 
         def update(iteration: int) -> None:
@@ -483,7 +503,38 @@ class SipradReconstructor:
             after_pretraining=after_pretraining,
             held_out=held_out,
             kept=iterations if held_out is None or best is None else held_out.best_iteration,
+            average=snapshots.value() if best is None else None,
         )
+
+    def _exclude_first(
+        self,
+        image: Any,
+        params: MicroscopeParams,
+        *,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+    ) -> SipradResult:
+        """``thickness_start="exclude"``: an ``"exclude"`` pass, then the thickness pass
+        warm-started from it (its thickness map is fitted against that phi_m).
+
+        The result is the second pass's; ``iterations``, ``pretrain_iterations`` and
+        ``seconds`` count both passes.
+        """
+        start = time.perf_counter()
+        cfg = self.config.replace(thickness_start="pretrained")
+        first = SipradReconstructor(cfg.replace(amplitude="exclude"), device=self.device)
+        first.transfer = self.transfer
+        rough = first.reconstruct(image, params, progress=progress, deadline=deadline)
+        second = SipradReconstructor(cfg, device=self.device)
+        second.transfer = self.transfer
+        result = second.reconstruct(
+            image, params, state=rough.state, progress=progress, deadline=deadline
+        )
+        result.iterations += rough.iterations
+        result.pretrain_iterations = rough.pretrain_iterations
+        result.pretrained = rough.pretrained
+        result.seconds = time.perf_counter() - start
+        return result
 
     def _held_out(
         self, image: torch.Tensor, valid: torch.Tensor | None
@@ -565,9 +616,10 @@ class SipradReconstructor:
         after_pretraining: ModelState | None = None,
         held_out: HeldOut | None = None,
         kept: int | None = None,
+        average: torch.Tensor | None = None,
     ) -> SipradResult:
         with torch.no_grad():
-            phi_raw = phase.phase(None)
+            phi_raw = phase.phase(None) if average is None else average
             amp, phi_e = amplitude.exit(None)
             alpha = 1.0
             if self.config.calibrate_scale:
@@ -650,10 +702,38 @@ def fit_thickness(
     *,
     estimated: bool,
     deadline: float | None,
+    margin_px: float = 0.0,
 ) -> None:
-    """An estimated thickness map: fit it to ``image`` with phi_m at the pre-trained phase."""
+    """An estimated thickness map: fit it to ``image`` with phi_m at the pre-trained phase.
+
+    A :class:`MomentPhase` then takes the fitted map's material as its support.
+    """
     if isinstance(amplitude, ThicknessAmplitude) and estimated:
         amplitude.fit(problem, phase.phase(None).detach(), image, deadline=deadline)
+        if isinstance(phase, MomentPhase):
+            phase.support = material_support(amplitude, problem, margin_px, phase.support)
+
+
+def material_support(
+    amplitude: Amplitude | None,
+    problem: ForwardProblem,
+    margin_px: float,
+    like: torch.Tensor,
+) -> torch.Tensor:
+    """Where a moment may sit, model-size [H', W'] (1 or 0, dtype of ``like``).
+
+    Inside the measured window: where the thickness map has more than half its
+    largest thickness, widened by ``margin_px``; everywhere without a thickness
+    map.  The padding margin is always free (the unseen field outside the window).
+    """
+    free = torch.ones(like.shape[-2:], dtype=like.dtype, device=like.device)
+    if not isinstance(amplitude, ThicknessAmplitude):
+        return free
+    t = problem.measured(amplitude.thickness())
+    inside = widen(t > 0.5 * float(t.max()), margin_px).to(like.dtype)
+    p, (height, width) = problem.pad, problem.shape
+    free[p : p + height, p : p + width] = inside
+    return free
 
 
 def fresnel_length_px(params: MicroscopeParams) -> float:

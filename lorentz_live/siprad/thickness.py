@@ -149,7 +149,9 @@ class ThicknessAmplitude:
     """Amplitude and phi_e from one thickness map t (nm), model-size [H, W].
 
     :meth:`fit` corrects the map to the image with phi_m held at the
-    pre-trained phase; the map is then held fixed in SIPRAD's main loop
+    pre-trained phase (a continuous map only where the estimate exceeds
+    ``floor_nm``: elsewhere the film is clean, t = 0, so the fit cannot turn
+    magnetic contrast into thickness there); the map is then held fixed in SIPRAD's main loop
     (optimising it jointly with phi_m let t absorb the magnetic phase, for
     contamination and islands alike).  Continuous map: t = clamp(t0 + G * c, 0,
     t_max), c optimised by Adam (G: Gaussian of ``smoothing_px``; t_max twice
@@ -170,14 +172,22 @@ class ThicknessAmplitude:
         smoothing_px: float = 0.0,
         max_nm: float | None = None,
         islands: bool = False,
+        floor_nm: float = 0.0,
+        joint: bool = False,
     ) -> None:
+        # clean film: below ``floor_nm`` the map is 0 and the fit leaves it there
+        self.support = (thickness_nm > floor_nm).to(thickness_nm.dtype) if floor_nm > 0 else None
+        if self.support is not None:
+            thickness_nm = thickness_nm * self.support
         self.thickness_nm = thickness_nm
         self.material = check_material(material)
         self.kv = kv
         self.smoothing_px = smoothing_px
         self.max_nm = max(max_nm if max_nm is not None else 2.0 * float(thickness_nm.max()), 1e-6)
         self.islands = islands
+        self.joint = joint
         self.correction: torch.Tensor | None = None
+        self.optimiser: torch.optim.Optimizer | None = None
         self.start = torch.where(thickness_nm > 0.5 * self.max_nm, ISLAND_LOGIT, -ISLAND_LOGIT)
 
     def thickness(self) -> torch.Tensor:
@@ -187,7 +197,8 @@ class ThicknessAmplitude:
         smooth = gaussian_filter(self.correction, self.smoothing_px)
         if self.islands:
             return self.max_nm * torch.sigmoid(self.start + smooth)
-        return (self.thickness_nm + smooth).clamp(0.0, self.max_nm)
+        t = (self.thickness_nm + smooth).clamp(0.0, self.max_nm)
+        return t if self.support is None else t * self.support
 
     def exit(self, noise: object = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(amplitude, phi_e in rad) of the thickness map, model-size."""
@@ -202,18 +213,21 @@ class ThicknessAmplitude:
         problem: ForwardProblem,
         phi_m: torch.Tensor,
         image: torch.Tensor,
-        iterations: int = FIT_ITERATIONS,
+        iterations: int | None = None,
         deadline: float | None = None,
     ) -> list[float]:
         """Correct the map to ``image`` with ``phi_m`` held fixed; -> misfit per iteration.
 
         ``phi_m`` [H', W'] model-size, rad; ``image`` the measured mean-normalised
-        image [H, W]; ``deadline``: a ``time.perf_counter()`` value to stop at.
+        image [H, W]; ``iterations``: Adam steps (default ``FIT_ITERATIONS``);
+        ``deadline``: a ``time.perf_counter()`` value to stop at.
         """
+        iterations = FIT_ITERATIONS if iterations is None else iterations
         phi_m = phi_m.detach()
         self.correction = torch.zeros_like(self.thickness_nm, requires_grad=True)
         rate = FIT_RATE_LOGIT if self.islands else FIT_RATE_XI0 * self.material.absorption_length_nm
         optimiser = torch.optim.Adam([self.correction], lr=rate)
+        self.optimiser = optimiser
         losses: list[float] = []
         for _ in range(iterations):
             if deadline is not None and time.perf_counter() >= deadline:
@@ -224,7 +238,8 @@ class ThicknessAmplitude:
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
-        self._freeze()
+        if not self.joint:
+            self._freeze()
         return losses
 
     def _freeze(self) -> None:
@@ -233,23 +248,29 @@ class ThicknessAmplitude:
             t = self.thickness()
             if self.islands:
                 t = torch.where(t > 0.5 * self.max_nm, self.max_nm, 0.0).to(t.dtype)
-        self.thickness_nm, self.correction = t, None
+        self.thickness_nm, self.correction, self.optimiser = t, None, None
 
     def pretrain_loss(self, noise: object = None) -> float:
         """Nothing to pre-train."""
         return 0.0
 
     def zero_grad(self) -> None:
-        """Nothing to clear: the map is fixed in the main loop."""
+        """Clear the correction's gradient (``joint``; else the map is fixed)."""
+        if self.optimiser is not None:
+            self.optimiser.zero_grad(set_to_none=True)
 
     def step(self) -> None:
         """Nothing to step (pre-training)."""
 
     def update(self, iteration: int) -> None:
-        """Nothing to step: the map is fixed in the main loop."""
+        """``joint``: one Adam step of the correction with phi_m; else nothing (fixed map)."""
+        if self.optimiser is not None:
+            self.optimiser.step()
 
     def finish(self) -> None:
-        """Nothing to finish."""
+        """``joint``: bake the correction in (the map is fixed from now on)."""
+        if self.correction is not None:
+            self._freeze()
 
     def state(self) -> None:
         """No network state."""
@@ -312,4 +333,6 @@ def thickness_model(
         smoothing_px=FIT_SMOOTHING_FRESNEL * fresnel_length_px(params),
         max_nm=config.island_thickness_nm,
         islands=islands,
+        floor_nm=0.0 if thickness_nm is not None else config.thickness_floor_nm,
+        joint=config.thickness_joint and thickness_nm is None,
     )

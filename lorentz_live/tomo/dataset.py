@@ -39,18 +39,28 @@ class Series:
     kind: str
 
 
-def sample_series(kind: str, size: int, seed: int) -> Series:
-    """Full tilt series of library sample (``kind``, ``seed``) in a ``size``^3 box."""
-    sample = generate_sample(kind, size, seed, dtype=torch.float64)
+def sample_series(kind: str, size: int, seed: int, relax_steps: int = 0) -> Series:
+    """Full tilt series of library sample (``kind``, ``seed``) in a ``size``^3 box.
+
+    ``relax_steps`` > 0: the texture is relaxed first
+    (:func:`lorentz_live.tomo.textures.generate_sample`).
+    """
+    sample = generate_sample(
+        kind, size, seed, dtype=torch.float64, relax_steps=relax_steps, voxel_nm=LIBRARY_VOXEL_NM
+    )
     mu0_m = MU0_H_PER_M * sample.magnetisation_a_per_m
     phase_x = tilt_phase(mu0_m, FULL_ANGLES_DEG, "x", LIBRARY_VOXEL_NM)
     phase_y = tilt_phase(mu0_m, FULL_ANGLES_DEG, "y", LIBRARY_VOXEL_NM)
     return Series(phase_x.float(), phase_y.float(), sample.induction_t.float(), sample.mask, kind)
 
 
-def build_series(count: int, size: int, seed: int, split: str) -> list[Series]:
+def build_series(
+    count: int, size: int, seed: int, split: str, relax_steps: int = 0
+) -> list[Series]:
     """:func:`sample_series` of every entry of a library split."""
-    return [sample_series(kind, size, s) for s, kind in library(count, size, seed, split)]
+    return [
+        sample_series(kind, size, s, relax_steps) for s, kind in library(count, size, seed, split)
+    ]
 
 
 def limit_indices(limit_deg: float) -> list[int]:

@@ -7,6 +7,9 @@ analytic: domain walls theta(r) = 2 arctan(exp((R - r) / w)), Usov vortex cores,
 Neel caps by a helicity twist gamma(z), triple-q skyrmion lattices, a toroidal
 hopfion.  Lengths are in voxels, angles in rad.  The ground-truth induction
 (with stray field) is :func:`lorentz_live.tomo.fields.induction_from_magnetisation`.
+Optionally (``relax_steps``) the analytic state descends the micromagnetic energy
+of a class-typical material (:data:`RELAX_INTERACTIONS`,
+:mod:`lorentz_live.tomo.micromagnetics`) toward a nearby minimum.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lorentz_live.physics.constants import MU0_H_PER_M
 from lorentz_live.tomo.fields import induction_from_magnetisation
+from lorentz_live.tomo.micromagnetics import MagneticMaterial, energy_terms, relax
 
 #: The MagNet paper's nine classes, then bobbers and hopfions.
 CLASSES = (
@@ -35,17 +40,37 @@ CLASSES = (
 )
 #: Every TEST_EVERY-th sample of a library is in the test split, the rest train.
 TEST_EVERY = 5
+#: Interactions of the relaxation material per class, besides exchange (A = 1e-11 J/m) and
+#: the demagnetising field: DMI kind (its |D| sets the spiral period 4 pi A / D to the
+#: cylinder radius; its sign is the one the texture's handedness favours) and a
+#: perpendicular anisotropy of quality factor Q = K_u / (mu0 Ms^2 / 2).
+RELAX_INTERACTIONS: dict[str, tuple[str | None, float]] = {
+    "vortex": (None, 0.0),
+    "cylindrical_domains": (None, 1.2),
+    "skyrmion_tube": ("bulk", 1.2),
+    "spin_helix": ("bulk", 0.0),
+    "conical": ("bulk", 0.0),
+    "neel_vortex": ("interfacial", 0.0),
+    "neel_domains": ("interfacial", 0.0),
+    "skyrmion_lattice": ("bulk", 1.2),
+    "single_domain": (None, 0.0),
+    "bobber": ("bulk", 1.2),
+    "hopfion": ("bulk", 1.2),
+}
+RELAX_EXCHANGE_J_PER_M = 1.0e-11
 
 
 @dataclass(frozen=True)
 class Sample:
     """One library entry: class name, magnetisation (A/m) [3, N, N, N], material mask [N, N, N],
-    induction (T) [3, N, N, N] including the stray field."""
+    induction (T) [3, N, N, N] including the stray field, and the material it was relaxed in
+    (None: analytic)."""
 
     kind: str
     magnetisation_a_per_m: torch.Tensor
     mask: torch.Tensor
     induction_t: torch.Tensor
+    relaxed_in: MagneticMaterial | None = None
 
 
 def _wall(distance: torch.Tensor, width: float) -> torch.Tensor:
@@ -213,14 +238,42 @@ def _texture(kind: str, rng: np.random.Generator, grid: dict) -> torch.Tensor:
     return _BUILDERS[kind](rng, grid)
 
 
+def relaxation_material(
+    kind: str, m: torch.Tensor, mask: torch.Tensor, *, ms_a_per_m: float, radius_nm: float,
+    voxel_nm: float,
+) -> MagneticMaterial:  # fmt: skip
+    """The class-typical material of :data:`RELAX_INTERACTIONS` for unit magnetisation ``m``."""
+    dmi_kind, quality = RELAX_INTERACTIONS[kind]
+    exchange = RELAX_EXCHANGE_J_PER_M
+    anisotropy = quality * 0.5 * MU0_H_PER_M * ms_a_per_m**2
+    if dmi_kind is None:
+        return MagneticMaterial(ms_a_per_m, exchange, anisotropy_j_per_m3=anisotropy)
+    dmi = 4.0 * math.pi * exchange / (radius_nm * 1e-9)  # spiral period = radius
+    bulk = dmi if dmi_kind == "bulk" else 0.0
+    interfacial = dmi if dmi_kind == "interfacial" else 0.0
+    probe = MagneticMaterial(ms_a_per_m, exchange, bulk, interfacial, demag=False)
+    sign = 1.0 if float(energy_terms(m, mask, probe, voxel_nm)[f"dmi_{dmi_kind}"]) <= 0 else -1.0
+    return MagneticMaterial(
+        ms_a_per_m, exchange, sign * bulk, sign * interfacial, anisotropy_j_per_m3=anisotropy
+    )
+
+
 def generate_sample(
-    kind: str, size: int, seed: int, *, dtype: torch.dtype = torch.float32
+    kind: str,
+    size: int,
+    seed: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    relax_steps: int = 0,
+    voxel_nm: float = 5.0,
 ) -> Sample:
     """One texture of class ``kind`` in a box of ``size``^3 voxels, reproducible from ``seed``.
 
     The cylinder has a radius of 0.28-0.4 ``size`` and a thickness of 0.16-0.44
     ``size`` (so vacuum stays above and below, as in a padded tomogram), centred
-    within +-1 voxel; Ms is 0.3-1.2 MA/m.
+    within +-1 voxel; Ms is 0.3-1.2 MA/m.  ``relax_steps`` > 0: the analytic state
+    then descends the energy of :func:`relaxation_material` for that many steps
+    (:func:`lorentz_live.tomo.micromagnetics.relax`) on voxels of ``voxel_nm``.
     """
     rng = np.random.default_rng(seed)
     radius = rng.uniform(0.28, 0.4) * size
@@ -241,9 +294,16 @@ def generate_sample(
     mask = (rho <= radius) & (torch.abs(z) <= half_thickness)
     m = _texture(kind, rng, grid)
     ms = rng.uniform(0.3e6, 1.2e6)
+    material = None
+    if relax_steps > 0:
+        m = m * mask
+        material = relaxation_material(
+            kind, m, mask, ms_a_per_m=ms, radius_nm=radius * voxel_nm, voxel_nm=voxel_nm
+        )
+        m = relax(m, mask, material, voxel_nm, steps=relax_steps).magnetisation
     magnetisation = (ms * m * mask).to(dtype)
     induction = induction_from_magnetisation(magnetisation.double()).to(dtype)
-    return Sample(kind, magnetisation, mask, induction)
+    return Sample(kind, magnetisation, mask, induction, material)
 
 
 def library(count: int, size: int, seed: int, split: str = "all") -> list[tuple[int, str]]:

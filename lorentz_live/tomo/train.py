@@ -50,12 +50,15 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     augment: bool = True
+    relax_steps: int = 0
 
 
 def _load_or_build(config: TrainConfig, cache: Path | None) -> list[Series]:
     if cache is not None and cache.exists():
         return torch.load(cache, weights_only=False)
-    series = build_series(config.library_count, config.size, config.library_seed, "train")
+    series = build_series(
+        config.library_count, config.size, config.library_seed, "train", config.relax_steps
+    )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(series, cache)

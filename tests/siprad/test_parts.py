@@ -158,3 +158,36 @@ def test_networks_built_in_threads_match_the_serial_build() -> None:
     for seed, net in built:
         for name, value in net.state_dict().items():
             assert torch.equal(value, reference[seed][name]), (seed, name)
+
+
+def test_output_average_keeps_the_mean_of_the_last_outputs() -> None:
+    from lorentz_live.siprad.models import OutputAverage
+
+    off = OutputAverage(0)
+    assert off.record(torch.ones(2, 2)) is not None and off.value() is None
+    average = OutputAverage(3)
+    for value in range(5):  # keeps 2, 3, 4
+        average.record(torch.full((2, 2), float(value), requires_grad=True))
+    kept = average.value()
+    assert kept is not None and not kept.requires_grad
+    assert torch.equal(kept, torch.full((2, 2), 3.0))
+
+
+def test_snapshot_averaging_returns_the_mean_of_the_fitted_phases(noisy_bubbles) -> None:
+    from lorentz_live.siprad import SipradConfig, SipradReconstructor
+    from lorentz_live.siprad.network import NetworkConfig
+
+    config = SipradConfig(
+        network=NetworkConfig(width=8, depth=2, max_width=16), boundary="periodic",
+        pretrain_iterations=20, max_iterations=40, stop="none", input_noise=0.0,
+        calibrate_scale=False,
+    )  # fmt: skip
+    case = noisy_bubbles
+    phases: list[torch.Tensor] = []
+    many = SipradReconstructor(config.replace(average_outputs=10)).reconstruct(
+        case.image, case.params, observe=lambda i, phi: phases.append(phi), observe_every=1
+    )
+    # without input noise the fitted phases are the noise-free ones observed: 30..39
+    expected = torch.stack(phases[-10:]).mean(dim=0)
+    assert torch.allclose(many.phi_m_raw, expected, atol=1e-5)
+    assert not torch.allclose(many.phi_m_raw, phases[-1], atol=1e-3)

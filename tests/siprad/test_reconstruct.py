@@ -206,6 +206,7 @@ def test_held_out_stop_returns_the_best_held_out_iterate(
     assert result.stop_reason == "held-out"
     assert result.kept_iteration is not None
     assert result.iterations - result.kept_iteration >= 40
+    assert result.final_misfit == result.loss[result.kept_iteration] != result.loss[-1]
     # scored every 5 iterations; the kept one is the best (smoothed) score
     assert len(result.holdout_loss) == result.iterations // 5 + 1
     # the returned phase is that iterate: its held-out misfit is the recorded one
