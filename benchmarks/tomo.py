@@ -127,9 +127,9 @@ def _time_inference(
     angles = [a for a in FULL_ANGLES_DEG if abs(a) <= 60]
     phase = torch.randn((len(angles), size, size), generator=torch.Generator().manual_seed(0))
     measured = [(phase, angles, "x"), (phase, angles, "y")]
-    # random phases look noisy: time the full noise-free step count
+    # random phases look noisy: time the noise-free default (source model) explicitly
     warm = vfet(phase, angles, phase, angles, LIBRARY_VOXEL_NM)
-    refine(warm, measured, LIBRARY_VOXEL_NM, 1)
+    refine(warm, measured, LIBRARY_VOXEL_NM, 1, "source")
     times: list[list[float]] = [[], [], []]
     for _ in range(repeats):
         start = time.perf_counter()
@@ -137,7 +137,7 @@ def _time_inference(
         middle = time.perf_counter()
         b_out = magnet(b_in, model, model_size)
         end = time.perf_counter()
-        refine(b_out, measured, LIBRARY_VOXEL_NM, iterations)
+        refine(b_out, measured, LIBRARY_VOXEL_NM, iterations, "source")
         times[0].append(middle - start)
         times[1].append(end - middle)
         times[2].append(time.perf_counter() - end)
@@ -147,8 +147,8 @@ def _time_inference(
 def _report(rows: list[dict], bz_rows: list[dict], ideal: dict, timings: dict, args) -> str:
     count = rows[0]["count"]
     steps = args.refine_iterations or (
-        f"{DEFAULT_ITERATIONS} (noise-free-looking phases) or {NOISY_ITERATIONS} (estimated "
-        "noise above `refine.NOISE_THRESHOLD` of the peak phase)"
+        f"{DEFAULT_ITERATIONS} (noise-free-looking phases, source model) or {NOISY_ITERATIONS} "
+        "(estimated noise above `refine.NOISE_THRESHOLD` of the peak phase, box model)"
     )
     lines = [
         f"Test split of the texture library (`library({args.library_count}, {args.size}, "
@@ -159,8 +159,9 @@ def _report(rows: list[dict], bz_rows: list[dict], ideal: dict, timings: dict, a
         f"*VFET*: with the default low-pass {DEFAULT_WINDOW} x Nyquist, the input of MagNet; "
         f"B_z by `{DEFAULT_BZ_METHOD}` in both.  *beats*: samples where MagNet beats VFET "
         f"(paper), VFET.  *MagNet+refine*: {steps} data-consistency steps "
-        "after MagNet (conjugate gradients on the phase misfit of an effective source, stray "
-        "field beyond the box included, div B = 0), the default path of "
+        "after MagNet (`tomo.refine.plan_for`; CGLS on the phase misfit of an effective "
+        "source whose phase includes the stray field beyond the box, or of the box's B "
+        "alone; div B = 0), the default path of "
         "`lorentz-live tomo` (not of `run --tomo-out`: see `tomo.collect`), on the first "
         f"{rows[0]['refined_count']} test samples (the 11 classes cycle through the split; "
         "*sub* = that subset; *beats* = samples where it beats VFET (paper)).  "
@@ -199,7 +200,8 @@ def _report(rows: list[dict], bz_rows: list[dict], ideal: dict, timings: dict, a
         f"Inference on this CPU (1 torch thread, ±60° series, median of {args.repeats} after "
         "a warm-up that builds the cached projection matrices); "
         f"MagNet resamples to its {args.size}³ box and back; refinement: "
-        f"{args.refine_iterations or DEFAULT_ITERATIONS} steps at the box size:",
+        f"{args.refine_iterations or DEFAULT_ITERATIONS} steps of the source model at the box "
+        "size:",
         "",
         "| box | VFET | MagNet | refine | total |",
         "|---|---|---|---|---|",

@@ -1,5 +1,5 @@
 """3D reconstruction of a pair of tilt series: VFET, then MagNet, then data-consistency
-refinement (:func:`lorentz_live.tomo.refine.iterations_for` steps unless told)."""
+refinement (:func:`lorentz_live.tomo.refine.plan_for` unless told)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def reconstruct_tilt_series(
     ``model`` is (UNet3D, box size) from :func:`lorentz_live.tomo.magnet.load_model`
     (default: the shipped weights).  ``refine_iterations`` steps of the
     data-consistency refinement of :mod:`lorentz_live.tomo.refine` follow MagNet
-    (0: none; None: :func:`lorentz_live.tomo.refine.iterations_for`, 150 steps, 25 on
+    (0: none; None: :func:`lorentz_live.tomo.refine.plan_for`, 150 steps, 20 on
     noisy phases).
     """
     phase_x, voxel_nm = bin_images(torch.as_tensor(phase_x, dtype=torch.float32), pixel_size_nm)

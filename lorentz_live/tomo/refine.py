@@ -14,9 +14,10 @@ mean removed: the phase offset of a real image is arbitrary).  The updates lie
 in the range of the projector's adjoint, so the data correct what they measure
 and the missing wedge stays the network's.  Noise-free the error keeps falling
 for 150 steps; with noise the fit starts to chase it after a few tens of steps,
-so :func:`iterations_for` stops early on series whose estimated phase noise is
-high (a discrepancy-principle stop was tried: the misfit stays far above the
-noise level until long after the error is lowest).  The result B(u) is
+so :func:`plan_for` stops early on series whose estimated phase noise is high
+(a discrepancy-principle stop was tried: the misfit stays far above the noise
+level until long after the error is lowest), and fits the box's B as its own
+source there (the earlier model: worse noise-free, better at 2 % noise).  The result B(u) is
 divergence free.
 """
 
@@ -31,15 +32,15 @@ from lorentz_live.physics.constants import MU0_H_PER_M
 from lorentz_live.tomo.fields import induction_from_magnetisation, solenoidal_part
 from lorentz_live.tomo.projector import tilt_phase
 
-#: Iterations of ``lorentz-live tomo`` on noise-free-looking series (:func:`iterations_for`).
-#: Noise-free, more steps keep lowering the NRMSE (validation samples 880-947 of the
+#: Iterations of ``lorentz-live tomo`` on noise-free-looking series (:func:`plan_for`), source
+#: model.  Noise-free, more steps keep lowering the NRMSE (validation samples 880+ of the
 #: library, MagNet start, median % at 30 / 60 / 100 / 150 steps: +-60 deg 15.6 / 14.9 /
 #: 14.5 / 14.2, +-75 deg 13.2 / 12.2 / 11.5 / 10.8).
 DEFAULT_ITERATIONS = 150
-#: Iterations when the phases look noisy: with 2 % noise the NRMSE is lowest after
-#: ~20 steps and then grows (validation, median % at 12 / 20 / 28 / 60 steps: +-30 deg
-#: 24.0 / 23.9 / 24.4 / 28.5, +-45 deg 21.1 / 20.6 / 20.9 / 25.8, +-90 deg 16.4 / 16.1 /
-#: 16.4 / 23.3; +-60 deg 40.8 after 150).
+#: Iterations when the phases look noisy, box model.  With 2 % noise both models chase the
+#: noise after ~20 steps; there the box model does better (validation, median %, box 20 /
+#: box 30 / source 20 steps: +-30 deg 21.9 / 22.6 / 23.9, +-45 deg 19.6 / 20.8 / 20.6,
+#: +-75 deg 17.4 / 17.6 / 17.6; source model at +-60 deg: 19.5 at 30 steps, 40.8 at 150).
 NOISY_ITERATIONS = 20
 #: Estimated phase noise (:func:`phase_noise` / peak |phase|) above which a series counts as
 #: noisy: 0.02-0.56 % on noise-free library series, >= 1.0 % with 1 % noise.
@@ -129,28 +130,42 @@ def phase_noise(phase: torch.Tensor) -> float:
     return float(torch.cat(parts).abs().median()) / (0.6745 * math.sqrt(70.0))
 
 
-def iterations_for(series: Series) -> int:
-    """:data:`NOISY_ITERATIONS` if any series' estimated noise exceeds
-    :data:`NOISE_THRESHOLD` x its peak |phase|, else :data:`DEFAULT_ITERATIONS`."""
+MODELS = ("source", "box")
+
+
+def plan_for(series: Series) -> tuple[str, int]:
+    """(model, iterations) of :func:`refine`: ("box", :data:`NOISY_ITERATIONS`) if any series'
+    estimated noise exceeds :data:`NOISE_THRESHOLD` x its peak |phase|, else
+    ("source", :data:`DEFAULT_ITERATIONS`)."""
     for phases, _, _ in series:
         peak = float(phases.abs().amax())
         if peak > 0 and phase_noise(phases) > NOISE_THRESHOLD * peak:
-            return NOISY_ITERATIONS
-    return DEFAULT_ITERATIONS
+            return "box", NOISY_ITERATIONS
+    return "source", DEFAULT_ITERATIONS
 
 
 def _cgls(
-    induction_t: torch.Tensor, series: Series, voxel_size_nm: float
+    induction_t: torch.Tensor, series: Series, voxel_size_nm: float, model: str
 ) -> Iterator[torch.Tensor]:
-    """CGLS on A u = y from the source of ``induction_t``: yields the source (T) before the
-    first step and after each."""
-    source = source_of_field(induction_t.detach())
+    """CGLS on A u = y: yields u before the first step and after each.  ``model`` "source":
+    u is the source (T) of ``induction_t``; "box": u is the divergence-free part of
+    ``induction_t`` taken as its own source, updates kept divergence free."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    box = model == "box"
+    start = induction_t.detach()
+    source = solenoidal_part(start) if box else source_of_field(start)
     measured = [_zero_mean(p.to(source.dtype)) for p, _, _ in series]
+
+    def adjoint(residual: list[torch.Tensor]) -> torch.Tensor:
+        gradient = _adjoint(residual, source, series, voxel_size_nm)
+        return solenoidal_part(gradient) if box else gradient
+
     with torch.no_grad():
         residual = [
             y - m for y, m in zip(measured, _forward(source, series, voxel_size_nm), strict=True)
         ]
-    gradient = _adjoint(residual, source, series, voxel_size_nm)
+    gradient = adjoint(residual)
     direction = gradient
     norm_sq = (gradient**2).sum()
     while True:
@@ -165,7 +180,7 @@ def _cgls(
         step = norm_sq / curvature
         source = source + step * direction
         residual = [r - step * q for r, q in zip(residual, image, strict=True)]
-        gradient = _adjoint(residual, source, series, voxel_size_nm)
+        gradient = adjoint(residual)
         new_norm_sq = (gradient**2).sum()
         direction = gradient + (new_norm_sq / norm_sq) * direction
         norm_sq = new_norm_sq
@@ -175,14 +190,12 @@ def refine_source(
     induction_t: torch.Tensor,
     series: Series,
     voxel_size_nm: float,
-    iterations: int | None = None,
+    iterations: int = DEFAULT_ITERATIONS,
 ) -> torch.Tensor:
-    """Source u (T) [3, N, N, N] after ``iterations`` CGLS steps (None: :func:`iterations_for`)
-    from the source of ``induction_t`` (T) (see the module docstring)."""
-    if iterations is None:
-        iterations = iterations_for(series)
+    """Source u (T) [3, N, N, N] after ``iterations`` CGLS steps of the source model from the
+    source of ``induction_t`` (T) (see the module docstring)."""
     result = induction_t
-    for step, source in enumerate(_cgls(induction_t, series, voxel_size_nm)):
+    for step, source in enumerate(_cgls(induction_t, series, voxel_size_nm, "source")):
         result = source
         if step >= iterations:
             break
@@ -194,14 +207,26 @@ def refine(
     series: Series,
     voxel_size_nm: float,
     iterations: int | None = None,
+    model: str | None = None,
 ) -> torch.Tensor:
-    """Refined induction (T) [3, N, N, N] of :func:`refine_source`, divergence free on the box.
+    """Refined induction (T) [3, N, N, N], divergence free on the box.
 
-    ``iterations`` None picks :func:`iterations_for`; 0 returns the divergence-free part
-    of ``induction_t``.
+    ``model`` "source" (:func:`refine_source`, the induction of the fitted source) or "box"
+    (the box's B fitted as its own source); ``iterations`` CGLS steps; None picks each from
+    :func:`plan_for`.  ``iterations`` = 0 returns the divergence-free part of ``induction_t``.
     """
-    if iterations is not None and iterations <= 0:
+    planned_model, planned_iterations = plan_for(series)
+    model = model or planned_model
+    iterations = planned_iterations if iterations is None else iterations
+    if iterations <= 0:
         return solenoidal_part(induction_t.detach())
-    source = refine_source(induction_t, series, voxel_size_nm, iterations)
-    with torch.no_grad():
-        return solenoidal_part(field_of_source(source))
+    if model == "source":
+        source = refine_source(induction_t, series, voxel_size_nm, iterations)
+        with torch.no_grad():
+            return solenoidal_part(field_of_source(source))
+    result = induction_t
+    for step, field in enumerate(_cgls(induction_t, series, voxel_size_nm, model)):
+        result = field
+        if step >= iterations:
+            break
+    return result.detach()

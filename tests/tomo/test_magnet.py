@@ -21,8 +21,8 @@ from lorentz_live.tomo.refine import (
     DEFAULT_ITERATIONS,
     NOISY_ITERATIONS,
     field_of_source,
-    iterations_for,
     phase_misfit,
+    plan_for,
     refine,
     refine_source,
     source_of_field,
@@ -144,14 +144,14 @@ def test_refinement_improves_magnet_on_the_test_split(shipped) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_noisy_phases_get_fewer_refinement_steps(seed: int) -> None:
+def test_noisy_phases_get_fewer_refinement_steps_of_the_box_model(seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     for index in range(3):
         seed_, kind = library(880, 24, seed=1, split="test")[3 * seed + index]
         series = sample_series(kind, 24, seed_)
         phase_x, phase_y, angles = _limited(series, 60.0)
         clean = [(phase_x, angles, "x"), (phase_y, angles, "y")]
-        assert iterations_for(clean) == DEFAULT_ITERATIONS, kind
+        assert plan_for(clean) == ("source", DEFAULT_ITERATIONS), kind
         for level in (0.01, 0.02):
             noisy = [(add_phase_noise(p, level, generator), a, x) for p, a, x in clean]
-            assert iterations_for(noisy) == NOISY_ITERATIONS, (kind, level)
+            assert plan_for(noisy) == ("box", NOISY_ITERATIONS), (kind, level)
