@@ -15,7 +15,7 @@ from lorentz_live.tomo.dataset import (
     limit_indices,
     sample_series,
 )
-from lorentz_live.tomo.fields import nrmse, spectral_divergence
+from lorentz_live.tomo.fields import nrmse, solenoidal_part, spectral_divergence
 from lorentz_live.tomo.magnet import WEIGHTS, load_model, magnet
 from lorentz_live.tomo.refine import (
     DEFAULT_ITERATIONS,
@@ -94,9 +94,15 @@ def test_refinement_lowers_the_phase_misfit_and_keeps_div_b_zero(seed: int) -> N
     before = phase_misfit(source_of_field(start), measured, LIBRARY_VOXEL_NM)
     after = phase_misfit(source, measured, LIBRARY_VOXEL_NM)
     assert after < 0.7 * before
-    refined = refine(start, measured, LIBRARY_VOXEL_NM, iterations=3)
-    div = spectral_divergence(refined.double())
-    assert div.abs().max() < 1e-5 * torch.linalg.vector_norm(refined, dim=0).max()
+    for model in ("source", "box"):
+        refined = refine(start, measured, LIBRARY_VOXEL_NM, 3, model)
+        div = spectral_divergence(refined.double())
+        assert div.abs().max() < 1e-5 * torch.linalg.vector_norm(refined, dim=0).max()
+    # the box model fits the box's B taken as its own source
+    before_box = phase_misfit(solenoidal_part(start), measured, LIBRARY_VOXEL_NM)
+    assert phase_misfit(refined, measured, LIBRARY_VOXEL_NM) < 0.7 * before_box
+    with pytest.raises(ValueError, match="model"):
+        refine(start, measured, LIBRARY_VOXEL_NM, 3, "magic")
 
 
 @pytest.mark.parametrize(
