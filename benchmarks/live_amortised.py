@@ -5,10 +5,11 @@
 Two movies, 128 px, 6 nm pixels, dz = -0.6 mm, scored per frame against the
 true phase, causally (frame t answered only from frames before it):
 
-* the issue's movie (#12, item 3): 40 frames of a drifting Bloch-bubble lattice
-  (either sense) losing bubbles (the field of lorentz_live.simulator rising
-  from 100 to 200 mT at 100 K), stage drift (2, -1) nm/frame, Gaussian noise
-  sigma / mean = 0.3; means over frames 10-39;
+* the issue's movie (#12, item 3; benchmarks/_live_common.py, shared with
+  benchmarks/live.py): 40 frames of a drifting Bloch-bubble lattice (either
+  sense) losing bubbles (the field of lorentz_live.simulator held at 100 mT,
+  100 K, for 20 frames, then rising to 290 mT), stage drift (2, -1) nm/frame,
+  Gaussian noise sigma / mean = 0.3; means over frames 10-39;
 * the field-cooling movie of benchmarks/live.py (16 frames, Poisson 30 %);
   means over frames 5-15.
 
@@ -40,53 +41,26 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _live_common import PARAMS, Spy, issue_movie
 from _report import write_section
 
 from lorentz_live.live import LiveConfig, LiveEngine, LiveFrame
 from lorentz_live.live.amortised import AmortisedConfig, AmortisedMethod
-from lorentz_live.live.methods import SitieMethod, TransferCache, model_fit
+from lorentz_live.live.methods import SipradMethod, SitieMethod, TransferCache, model_fit
 from lorentz_live.live.pipeline import LivePipeline
 from lorentz_live.metrics import phase_and_b_accuracy
 from lorentz_live.physics import MicroscopeParams, sitie_phase
 from lorentz_live.simulator import FieldCoolingMovie, FieldCoolingSettings
 from lorentz_live.siprad import DeepImagePrior, NetworkConfig
 
-PARAMS = MicroscopeParams(pixel_size_nm=6.0, defocus_nm=-6.0e5)
 IMAGE = Path(__file__).resolve().parent.parent / "docs" / "img" / "live_amortised_per_frame.png"
 
 Movie = list[tuple[np.ndarray, torch.Tensor]]
 
 
-def issue_movie(
-    seed: int,
-    frames: int = 40,
-    size: int = 128,
-    noise: float = 0.3,
-    params: MicroscopeParams = PARAMS,
-) -> Movie:
-    """(image, true phi_m) per frame: bubbles lost in a rising field, Gaussian noise."""
-    settings = FieldCoolingSettings(
-        size_px=size,
-        params=params,
-        ramp_frames=2 * frames,  # the first half (cooling) is skipped: T is constant
-        temperature_start_k=100.0,
-        temperature_end_k=100.0,
-        field_start_mt=100.0,
-        field_end_mt=200.0,
-        dose_e_per_px=0.0,
-        stage_drift_nm=(2.0, -1.0),
-        seed=seed,
-    )
-    movie = FieldCoolingMovie(settings)
-    rng = np.random.default_rng(1000 + seed)
-    out = []
-    for index in range(2 * frames):
-        frame = movie.next()
-        if index >= frames:
-            clean = frame.image.astype(np.float64)
-            image = clean + noise * clean.mean() * rng.standard_normal(clean.shape)
-            out.append((image.astype(np.float32), torch.from_numpy(frame.phi_m)))
-    return out
+def issue_frames(seed: int, params: MicroscopeParams = PARAMS) -> Movie:
+    """(image, true phi_m) per frame of the issue's movie (benchmarks/_live_common.py)."""
+    return [(f.image, torch.from_numpy(f.phi_m)) for f in issue_movie(seed, params=params)]
 
 
 def cooling_movie(seed: int, frames: int = 16, size: int = 128) -> Movie:
@@ -155,7 +129,8 @@ def per_frame(movie: Movie, seed: int) -> dict[str, list[tuple[float, float]]]:
     recipe = AuthorRecipe(seed)
     amortised = AmortisedMethod(AmortisedConfig(seed=seed), background=False)
     alone = AmortisedMethod(AmortisedConfig(seed=seed, average=1.0), background=False)
-    siprad = LiveEngine(LiveConfig())
+    config = LiveConfig()
+    siprad = LiveEngine(config, refiner=Spy(SipradMethod(config)))
     rows: dict[str, list[tuple[float, float]]] = {k: [] for k in METHODS}
     for seq, (pixels, truth) in enumerate(movie):
         frame = LiveFrame(pixels, PARAMS, seq, time.time_ns())
@@ -166,7 +141,9 @@ def per_frame(movie: Movie, seed: int) -> dict[str, list[tuple[float, float]]]:
         for key, method in (("amortised", amortised), ("alone", alone)):
             rows[key].append(score(method.reconstruct(frame, image).phi_m, truth))
             method.train_pending()
-        rows["siprad"].append(score(siprad.process(frame).phi_m, truth))
+        siprad.answer(frame)  # as the pipeline does: SIPRAD then refines the running mean
+        siprad.process(frame)
+        rows["siprad"].append(score(siprad.refiner.last.phi_m, truth))
         print(
             f"  frame {seq:2d} B: "
             + "  ".join(f"{key} {values[-1][1]:.3f}" for key, values in rows.items()),
@@ -181,7 +158,7 @@ METHODS = {
     "recipe": "author's recipe (plain SITIE in, 30 steps, pair i -> i+1)",
     "alone": "amortised network without the running mean",
     "amortised": "amortised network (defaults)",
-    "siprad": "warm SIPRAD",
+    "siprad": "warm SIPRAD (of the running mean, before the publish guard)",
 }
 
 
@@ -236,7 +213,7 @@ def microscope_change(seed: int, at: int = 20, after: int = 10) -> dict[str, flo
     """Mean B correlation over frames ``at`` .. ``at + after - 1`` of the issue movie
     whose defocus is set from -0.6 to -0.9 mm at frame ``at``: the amortised network
     keeping its weights across the change or starting afresh."""
-    movie = issue_movie(seed)[:at] + issue_movie(seed, params=CHANGED)[at : at + after]
+    movie = issue_frames(seed)[:at] + issue_frames(seed, params=CHANGED)[at : at + after]
     methods = {
         "sitie": SitieMethod(),
         "mean": SitieMethod(average=LiveConfig().instant_average),
@@ -314,7 +291,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=25.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    issue = run("issue movie", issue_movie, args.seeds)
+    issue = run("issue movie", issue_frames, args.seeds)
     cooling = run("field-cooling movie", cooling_movie, args.seeds)
     plot(
         {
@@ -324,7 +301,7 @@ def main() -> None:
         IMAGE,
     )
     print("rate", flush=True)
-    looped = issue_movie(args.seeds[0])
+    looped = issue_frames(args.seeds[0])
     speeds = {
         kind: rate(looped, args.rate_seconds, args.fps, kind) for kind in ("sitie", "amortised")
     }

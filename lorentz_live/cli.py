@@ -800,9 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--cold-budget",
         type=float,
-        help="time cap of a SIPRAD cold start's fit after pre-training (cached after the "
-        "first start under the same conditions), s; later frames continue the fit "
-        "(default 2.5, LiveConfig.cold_budget_s)",
+        help="time cap of a SIPRAD cold start's fit after pre-training (pre-trained "
+        "weights are cached, and used for new conditions too), s; later frames continue "
+        "the fit (default 2.5, LiveConfig.cold_budget_s)",
     )
     run.add_argument(
         "--max-side",

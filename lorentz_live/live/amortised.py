@@ -222,6 +222,7 @@ class AmortisedMethod:
             warm=self.steps > 0,
             restart_reason=None if self.steps > 0 else "untrained: Wiener-SITIE",
             drift_px=drift or (0.0, 0.0),
+            average=update.mean.cpu(),
         )
 
     def _add_sample(self, sample: _Sample, drift: tuple[float, float] | None) -> None:

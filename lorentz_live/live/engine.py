@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +29,15 @@ import torch
 from lorentz_live.analysis.census import census_header
 from lorentz_live.errors import InputError
 from lorentz_live.live.interface import Estimate, LiveFrame, Reconstructor
-from lorentz_live.live.methods import SipradMethod, SitieMethod
+from lorentz_live.live.methods import SipradMethod, SitieMethod, TransferCache, model_fit
 from lorentz_live.physics import MicroscopeParams, colour_wheel_rgb, integrated_induction
 from lorentz_live.siprad import SipradConfig, validate_image
 
 INSTANT_METHODS = ("sitie", "amortised")
 PRETRAINED_CACHES = ("disk", "memory", "off")
+REFINE_INPUTS = ("mean", "frame")
+#: instant answers kept for the refiner and the publish guard (newest seqs)
+INSTANT_KEPT = 32
 
 #: SIPRAD settings of the live loop: the periodic boundary, the paper's 2 px
 #: final smoothing and no phase-scale fit, the settings with which the warm loop
@@ -53,7 +57,7 @@ class LiveConfig:
     pretrained_cache : where pre-trained weights are kept between cold starts
         (:mod:`lorentz_live.live.pretrained`): ``"disk"`` (memory and
         :func:`~lorentz_live.live.pretrained.default_cache_dir`, the default),
-        ``"memory"`` or ``"off"``.  Pre-training always runs in full.
+        ``"memory"`` or ``"off"``.
         The DIP's pre-training fits its own frame rather than learning an
         identity map, so weights cached from another frame or sample start the
         fit far from the answer: run to its stop rule it reaches the accuracy of
@@ -66,13 +70,29 @@ class LiveConfig:
         as it is.
     pretrain_top_up : pre-training iterations run on the new frame from cached
         weights before the fit (0: none).
-    cold_budget_s : wall-time cap of a cold start's fit after pre-training (or
-        after loading cached pre-trained weights), s; the next frame then
-        continues the fit with ``recover_iterations`` (capped by
-        ``time_budget_s`` only), so a cold start publishes a first result
-        early and keeps refining.  ``None``: the fit runs to its stop rule.
-        Default 2.5 s: with cached weights the first SIPRAD result comes within
-        about 3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").
+    cold_budget_s : wall-time cap of a cold start's fit after loading cached
+        pre-trained weights or pre-training (of both with
+        ``cold_budget_covers_pretraining``; weights whose pre-training was cut
+        short are not cached), s; the next frame then continues the fit with
+        ``recover_iterations`` (capped by ``time_budget_s`` only), so a cold
+        start publishes a first result early and keeps refining.  ``None``:
+        the fit runs to its stop rule.  Default 2.5 s: with cached weights (of
+        these or other conditions) the first SIPRAD result comes within about
+        3 s at 128 px on a 2-core CPU (benchmarks/live.py, "cold start").
+    cold_from_other_conditions : on a cache miss start from the newest cached
+        weights of the same network pre-trained under other conditions (another
+        defocus or frame size;
+        :meth:`~lorentz_live.live.pretrained.PretrainedCache.any_compatible`),
+        as a hit from another sample does, instead of pre-training; only a
+        start with nothing cached pre-trains.
+    cold_budget_covers_pretraining : on a start that pre-trains, let
+        ``cold_budget_s`` cover pre-training and fit (pre-training stops at
+        half of it).  Default ``False`` (pre-training runs in full first): cut
+        pre-training left the first result and the next frames far below
+        (docs/benchmarks.md, "Live loop", cold start).
+    cold_min_iterations : fit iterations a capped cold start runs at least,
+        past ``cold_budget_s`` if need be (a loaded CPU would otherwise cut
+        the first fit to a few iterations).
     warm_max_iterations : iteration cap of a warm frame of a changing sample.
     warm_min_iterations : iterations a warm frame runs before it may stop.
     carry_optimiser : carry Adam's moments and step count from frame to frame
@@ -114,6 +134,20 @@ class LiveConfig:
         (:mod:`lorentz_live.live.average`; 1 = each frame alone).  0.3 raised
         the mean B correlation of Wiener-SITIE by 0.06-0.09, above warm
         SIPRAD, on both movies of benchmarks/live_amortised.py.
+    refine_input : the image SIPRAD refines: ``"mean"`` (default) the instant
+        method's drift-registered running mean of the frames up to this one
+        (``instant_average``; less noise, so the DIP fits the texture rather
+        than the noise), or ``"frame"`` the newest frame alone (the SIPRAD
+        rows of both in benchmarks/live.py, "The issue's scenario").  Without
+        an instant answer for the frame (the engine's :meth:`LiveEngine.answer`
+        not called for its ``seq``) the frame is used.
+    publish_guard : before a SIPRAD result is published, its image misfit on the
+        frame (the same uniform-amplitude forward model for both) is compared
+        with that of the frame's instant answer; above ``(1 + publish_guard)``
+        times it, the instant answer is published in its place with the result's
+        ``held_back`` saying so (docs/protocol.md).  ``None``: no guard.
+        The "shown after SIPRAD" rows of benchmarks/live.py score what is
+        published with it.
     device : "cpu" or "cuda".
     """
 
@@ -122,6 +156,9 @@ class LiveConfig:
     cached_learning_rate_scale: float | None = 0.5
     pretrain_top_up: int = 0
     cold_budget_s: float | None = 2.5
+    cold_from_other_conditions: bool = True
+    cold_budget_covers_pretraining: bool = False
+    cold_min_iterations: int = 30
     warm_max_iterations: int = 20
     warm_min_iterations: int = 5
     carry_optimiser: bool = True
@@ -137,11 +174,19 @@ class LiveConfig:
     divergence_factor: float = 3.0
     instant: str = "sitie"
     instant_average: float = 0.3
+    refine_input: str = "mean"
+    publish_guard: float | None = 0.0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.warm_input not in ("previous", "current"):
             raise InputError(f"warm_input must be 'previous' or 'current', got {self.warm_input!r}")
+        if self.refine_input not in REFINE_INPUTS:
+            raise InputError(
+                f"refine_input must be one of {REFINE_INPUTS}, got {self.refine_input!r}"
+            )
+        if self.publish_guard is not None and not self.publish_guard >= 0.0:
+            raise InputError(f"publish_guard must be >= 0 or None, got {self.publish_guard}")
         if not 0.0 < self.instant_average <= 1.0:
             raise InputError(f"instant_average must be in (0, 1], got {self.instant_average}")
         if self.pretrained_cache not in PRETRAINED_CACHES:
@@ -170,7 +215,11 @@ class LiveResult:
     forward-model image; loss the per-iteration image misfit; latency_s from the
     camera timestamp to the result; warm False for a cold start (and for
     one-pass methods), with ``restart_reason``; drift_px the (dy, dx) shift from
-    the method's previous frame.
+    the method's previous frame.  held_back : None, or why the maps are the
+    instant answer's although SIPRAD refined the frame (``LiveConfig.publish_guard``).
+    frame_misfit : image misfit of SIPRAD's phase on the frame itself (uniform
+    amplitude; set when the publish guard ran), comparable across frames
+    whatever image SIPRAD fitted (``LiveConfig.refine_input``).
     """
 
     seq: int
@@ -191,6 +240,8 @@ class LiveResult:
     params: MicroscopeParams
     metadata: dict[str, Any]
     method: str = "siprad"
+    held_back: str | None = None
+    frame_misfit: float | None = None
 
     @functools.cached_property
     def census(self) -> dict[str, Any]:
@@ -235,6 +286,10 @@ class LiveEngine:
         self._lock = threading.Lock()
         self.frames_done = 0
         self.bad_frames = 0
+        #: SIPRAD results replaced by the instant answer (``LiveConfig.publish_guard``)
+        self.guarded = 0
+        self._instant: OrderedDict[int, Estimate] = OrderedDict()
+        self._transfer = TransferCache(self.config.device)
 
     @property
     def cold_starts(self) -> int:
@@ -260,29 +315,88 @@ class LiveEngine:
         if reconfigure is not None:
             reconfigure(self.config)
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop the methods' own threads (the amortised network's training) and join them."""
+        for method in (self.instant, self.refiner):
+            close = getattr(method, "close", None)
+            if close is not None:
+                close(timeout_s)
+
+    def __enter__(self) -> LiveEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def process(self, frame: LiveFrame) -> LiveResult:
         """Refine one frame (warm-started SIPRAD).
 
+        Refines the instant path's running mean when :meth:`answer` has seen
+        the frame (``LiveConfig.refine_input``) and applies the publish guard.
         Raises :class:`InputError` for a bad frame (non-2D, non-finite, zero
         mean, unusable defocus); the method's state is then left as it was, so
         the next good frame continues warm.
         """
-        return self._run(self.refiner, frame)
+        with self._lock:
+            instant = self._instant.get(frame.seq)
+        if instant is not None and self.config.refine_input == "mean":
+            frame = dataclasses.replace(frame, average=instant.average)
+        return self._run(self.refiner, frame, instant)
 
     def answer(self, frame: LiveFrame) -> LiveResult:
         """The instant answer to one frame (ms); :class:`InputError` as :meth:`process`."""
         return self._run(self.instant, frame)
 
-    def _run(self, method: Reconstructor, frame: LiveFrame) -> LiveResult:
+    def _run(
+        self, method: Reconstructor, frame: LiveFrame, instant: Estimate | None = None
+    ) -> LiveResult:
         start = time.perf_counter()
         image = self._validate(frame)
         estimate = method.reconstruct(frame, image)
-        result = self._result(method.method, frame, estimate, time.perf_counter() - start)
+        name, guard, misfit = method.method, None, None
+        if method is self.instant:
+            with self._lock:
+                self._instant[frame.seq] = estimate
+                while len(self._instant) > INSTANT_KEPT:
+                    self._instant.popitem(last=False)
+        elif instant is not None and self.config.publish_guard is not None:
+            guard, misfit = self._guard(frame, image, estimate, instant)
+            if guard is not None:
+                estimate = dataclasses.replace(
+                    estimate, phi_m=instant.phi_m, image_fit=instant.image_fit
+                )
+        result = self._result(name, frame, estimate, time.perf_counter() - start)
+        result.held_back, result.frame_misfit = guard, misfit
         with self._lock:
             self.frames_done += 1
+            self.guarded += guard is not None
         for listener in self._listeners:
             listener(result)
         return result
+
+    def _guard(
+        self, frame: LiveFrame, image: torch.Tensor, refined: Estimate, instant: Estimate
+    ) -> tuple[str | None, float]:
+        """Why the instant answer is published instead of ``refined`` (None: it is
+        not), and ``refined``'s image misfit on the frame.
+
+        Both phases go through the same forward model (uniform amplitude,
+        periodic) and are compared on the frame itself.
+        """
+        assert self.config.publish_guard is not None
+        shape = (int(image.shape[0]), int(image.shape[1]))
+        transfer = self._transfer(shape, frame.params)
+        norm = (image / image.mean()).to(transfer.device)
+        misfits = [
+            float(torch.mean((model_fit(phi.to(transfer.device), transfer) - norm) ** 2))
+            for phi in (refined.phi_m, instant.phi_m)
+        ]
+        if misfits[0] <= (1.0 + self.config.publish_guard) * misfits[1]:
+            return None, misfits[0]
+        return (
+            f"SIPRAD held back: image misfit {misfits[0]:.4g} > {misfits[1]:.4g} "
+            f"of the {self.instant.method} answer, which is shown"
+        ), misfits[0]
 
     def _validate(self, frame: LiveFrame) -> torch.Tensor:
         # a copy: received pixels may be a read-only view of the socket buffer

@@ -269,7 +269,10 @@ class FrameGuard:
             return
         config = self.config
         refiner = self.engine.refiner
-        misfit = result.final_loss
+        # on the frame itself when known: SIPRAD may fit the running mean, whose
+        # noise (and so its own misfit) drops and jumps as the mean restarts
+        on_frame = getattr(result, "frame_misfit", None)
+        misfit = result.final_loss if on_frame is None else on_frame
         with self._lock:
             if not result.warm:
                 self._misfits.clear()

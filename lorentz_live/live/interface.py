@@ -24,6 +24,9 @@ class LiveFrame:
     image : [H, W] intensities (any real dtype).  params : imaging conditions.
     seq : the source's frame counter.  timestamp_ns : camera time (UTC, ns).
     metadata : the rest of the frame header (temperature, field, ...), passed through.
+    average : the instant method's drift-registered running mean of the frames
+        up to this one (mean-normalised [H, W]), set by the engine for the
+        refiner when it has one (``LiveConfig.refine_input``); None otherwise.
     """
 
     image: np.ndarray
@@ -31,6 +34,7 @@ class LiveFrame:
     seq: int
     timestamp_ns: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    average: torch.Tensor | None = None
 
 
 @dataclass
@@ -41,7 +45,8 @@ class Estimate:
     (mean-normalised).  loss : per-iteration image misfit (empty for one-pass
     methods).  warm : the method continued from its previous frame;
     ``restart_reason`` says why not.  drift_px : (dy, dx) shift measured from the
-    method's previous frame, px.
+    method's previous frame, px.  average : the running mean of the frames the
+    answer was computed from (mean-normalised [H, W]; instant methods), or None.
     """
 
     phi_m: torch.Tensor
@@ -52,6 +57,7 @@ class Estimate:
     warm: bool = True
     restart_reason: str | None = None
     drift_px: tuple[float, float] = (0.0, 0.0)
+    average: torch.Tensor | None = None
 
 
 class Reconstructor(Protocol):

@@ -94,13 +94,18 @@ class SitieMethod:
     average : weight of the newest frame in a drift-registered running mean of
         the frames (:class:`lorentz_live.live.average.RunningMean`) whose SITIE
         is the answer; 1 (the default here) = the frame alone.
+    follow_fading : the mean follows a fading texture faster
+        (:class:`~lorentz_live.live.average.RunningMean`; ``False``: the fixed
+        weight, for the benchmark).
     """
 
     method = "sitie"
 
-    def __init__(self, device: str | torch.device = "cpu", average: float = 1.0) -> None:
+    def __init__(
+        self, device: str | torch.device = "cpu", average: float = 1.0, follow_fading: bool = True
+    ) -> None:
         self._transfer = TransferCache(device)
-        self._mean = RunningMean(average)
+        self._mean = RunningMean(average, follow_fading=follow_fading)
 
     def request_restart(self, reason: str) -> None:
         """Forget the running mean (single frames are stateless)."""
@@ -122,6 +127,7 @@ class SitieMethod:
             stop_reason="one pass" if update.reset else "one pass, running mean",
             warm=False,
             drift_px=update.drift_px or (0.0, 0.0),
+            average=update.mean.cpu(),
         )
 
 
@@ -199,6 +205,9 @@ class SipradMethod:
         #: seen before (a defocus toggled back) resumes from it, no cold start
         self._known: OrderedDict[tuple[Any, ...], tuple[SipradState, torch.Tensor, float | None]]
         self._known = OrderedDict()
+        #: where the last cold start's weights came from: "cache" (its conditions),
+        #: "other conditions" (another key) or "pre-trained" (on its frame)
+        self.last_cold_source = ""
         #: the budget decision of the last warm frame ("still", "changing", ...)
         self.last_budget: tuple[int, str] = (0, "")
         #: on_progress(stage, iteration, total, loss) during a cold start (status line)
@@ -231,39 +240,80 @@ class SipradMethod:
         shape = (int(image.shape[0]), int(image.shape[1]))
         return pretrained_key(shape, params, self.config.siprad, self.config.device)
 
-    def pretrain(self, image: torch.Tensor, params: MicroscopeParams) -> ModelState | None:
+    def pretrain(
+        self, image: torch.Tensor, params: MicroscopeParams, deadline: float | None = None
+    ) -> ModelState | None:
         """Pre-train a fresh phase DIP on ``image`` [H, W] (``siprad.pretrain_iterations``)
-        and cache the weights under its conditions' key (unless the cache is off)."""
+        and cache the weights under its conditions' key (unless the cache is off).
+
+        deadline : ``time.perf_counter()`` value; pre-training stops when half of
+            the time to it has passed (at least one iteration).  Weights whose
+            pre-training was cut short are not cached.
+        """
         report = self._progress().get("pretrain_progress")
-        state = self._pretrainer.reconstruct(image, params, pretrain_progress=report).pretrained
+        result = self._pretrainer.reconstruct(
+            image, params, pretrain_progress=report, deadline=deadline
+        )
+        state = result.pretrained
         key = self.cache_key(image, params)
-        if key is not None and state is not None:
+        full = result.pretrain_iterations >= self.config.siprad.pretrain_iterations
+        if key is not None and state is not None and full:
             self.pretrained.put(key, state)
         return state
 
     def _cold_start(self, image: torch.Tensor, params: MicroscopeParams) -> SipradResult:
         """Pre-trained weights (cached and topped up, or pre-trained on ``image``),
-        then the fit, capped by ``cold_budget_s``."""
+        then the fit, capped by ``cold_budget_s`` (pre-training included on a
+        cache miss), then at least ``cold_min_iterations`` fit iterations."""
+        start = time.perf_counter()
         key = self.cache_key(image, params)
         cached = None if key is None else self.pretrained.get(key)
+        if cached is None and key is not None and self.config.cold_from_other_conditions:
+            # new conditions: weights pre-trained under others, as from another sample
+            cached = self.pretrained.any_compatible(self.config.siprad.network)
+            self.last_cold_source = "other conditions" if cached is not None else "pre-trained"
+        else:
+            self.last_cold_source = "pre-trained" if cached is None else "cache"
         progress = self._progress()
         if cached is None:
-            cached, reconstructor = self.pretrain(image, params), self._cold
+            deadline = None
+            if self.config.cold_budget_covers_pretraining:
+                deadline = self._cold_deadline(start).get("deadline")
+            cached, reconstructor = self.pretrain(image, params, deadline), self._cold
+            if deadline is None:
+                start = time.perf_counter()  # the budget covers the fit only
         else:
             reconstructor = self._cold_top_up
             if self.config.cached_learning_rate_scale is not None:
                 cached = dataclasses.replace(cached, optimiser=None)  # a fresh Adam
+            start = time.perf_counter()  # the budget covers the fit
         result = reconstructor.reconstruct(
             image,
             params,
             pretrained=cached,
-            **self._cold_deadline(time.perf_counter()),
+            **self._cold_deadline(start),
             **progress,
         )
         topped_up = reconstructor is self._cold_top_up and self.config.pretrain_top_up > 0
         if key is not None and result.pretrained is not None and topped_up:
             # the weights after this image's top-up start the next cold start
             self.pretrained.put(key, result.pretrained)
+        short = self.config.cold_min_iterations - result.iterations
+        if short > 0 and result.stop_reason == "time budget":
+            # the floor: a loaded CPU must not cut the first fit to a few iterations
+            floor = self.config.warm_siprad().replace(
+                max_iterations=short, min_iterations=short, plateau_window=max(5, short // 3)
+            )
+            more = SipradReconstructor(floor, device=self.config.device).reconstruct(
+                image, params, state=result.state, **progress
+            )
+            result = dataclasses.replace(
+                more,
+                loss=result.loss + more.loss,
+                iterations=result.iterations + more.iterations,
+                stop_reason="time budget",  # unfinished: the next frames continue it
+                pretrained=result.pretrained,
+            )
         return result
 
     def request_restart(self, reason: str) -> None:
@@ -322,6 +372,7 @@ class SipradMethod:
             self._build(self.config)
         shape = (int(image.shape[0]), int(image.shape[1]))
         norm = (image / image.mean()).to(self._cold.device)
+        target = self._fit_image(frame, norm)
         reason = self._restart_reason(frame, shape)
         key = (shape, frame.params)
         resumed = None
@@ -348,7 +399,7 @@ class SipradMethod:
                 self.last_budget = (self.config.recover_iterations, "cold start continued")
             reconstructor = self._warm_reconstructor(self.last_budget[0])
             result = reconstructor.reconstruct(
-                image,
+                target,
                 frame.params,
                 state=self.warm_state((0.0, 0.0) if change is None else change.drift_px),
                 **deadline,
@@ -357,14 +408,14 @@ class SipradMethod:
             if reason is not None:
                 warm, result = False, None
         if result is None:
-            result = self._cold_start(image, frame.params)
+            result = self._cold_start(target, frame.params)
             self.cold_starts += 1
             self._restart_requested = None
         self._unfinished = result.stop_reason == "time budget" and not warm
         self.state = result.state
         self._last_params, self._last_shape = frame.params, shape
         self._last_image, self._last_seq = norm, frame.seq
-        self._last_loss = result.loss[-1] if result.loss else None
+        self._last_loss = _relative_misfit(result)
         self._known[key] = (result.state, norm, self._last_loss)
         self._known.move_to_end(key)
         while len(self._known) > 4:
@@ -381,13 +432,28 @@ class SipradMethod:
             drift_px=(0.0, 0.0) if change is None else change.drift_px,
         )
 
+    def _fit_image(self, frame: LiveFrame, norm: torch.Tensor) -> torch.Tensor:
+        """The image SIPRAD fits: the frame ``norm`` (mean-normalised), or the
+        instant path's running mean of it (``LiveConfig.refine_input``)."""
+        average = frame.average if self.config.refine_input == "mean" else None
+        if average is None or tuple(average.shape) != tuple(norm.shape):
+            return norm
+        return average.to(norm.device, torch.float32)
+
     def _divergence(self, result: SipradResult) -> str | None:
-        """Why a warm result must be redone cold, or None if it is acceptable."""
-        final = result.loss[-1] if result.loss else math.nan
-        if result.stop_reason == "diverged" or not math.isfinite(final):
+        """Why a warm result must be redone cold, or None if it is acceptable.
+
+        Misfits are compared relative to each frame's discrepancy target (the
+        expected noise misfit), so a running mean that restarts (noisier
+        input, larger misfit) is not taken for a divergence.
+        """
+        final = _relative_misfit(result)
+        if result.stop_reason == "diverged" or final is None or not math.isfinite(final):
             return "warm start diverged (non-finite loss)"
         if self._last_loss is not None and final > self.config.divergence_factor * self._last_loss:
-            return f"warm start diverged (loss {self._last_loss:.3g} -> {final:.3g})"
+            return (
+                f"warm start diverged (misfit / noise target {self._last_loss:.3g} -> {final:.3g})"
+            )
         return None
 
     def _progress(self) -> dict[str, Any]:
@@ -407,6 +473,14 @@ class SipradMethod:
         if self.config.time_budget_s is None:
             return {}
         return {"deadline": start + self.config.time_budget_s}
+
+
+def _relative_misfit(result: SipradResult) -> float | None:
+    """Final image misfit over the discrepancy target (the expected noise misfit)."""
+    if not result.loss:
+        return None
+    final = result.loss[-1]
+    return final / result.target if result.target > 0 else final
 
 
 __all__ = [

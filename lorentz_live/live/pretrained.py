@@ -102,6 +102,31 @@ class PretrainedCache:
             self._memory.move_to_end(key)
         return state
 
+    def any_compatible(self, network: NetworkConfig) -> ModelState | None:
+        """The newest stored state of a DIP with architecture ``network``, whatever
+        its key (another shape or microscope), or None.
+
+        The DIP is fully convolutional, so weights pre-trained under other
+        conditions start a fit as weights from another sample do.  Memory
+        first, then the newest ``MEMORY_ENTRIES`` files of the directory.
+        """
+        for state in reversed(self._memory.values()):
+            if state.config == network:
+                return state
+        if self.directory is None or not self.directory.is_dir():
+            return None
+        try:
+            files = sorted(
+                self.directory.glob("*.pt"), key=lambda f: f.stat().st_mtime, reverse=True
+            )
+        except OSError:
+            return None
+        for path in files[:MEMORY_ENTRIES]:
+            loaded = self._load(path.stem)
+            if loaded is not None and loaded.config == network:
+                return loaded
+        return None
+
     def put(self, key: str, state: ModelState) -> None:
         """Store ``state`` under ``key`` (memory, and disk when there is a directory)."""
         self._remember(key, state)

@@ -113,6 +113,7 @@ def result_header(result: LiveResult, summary: RunSummary, dropped: int) -> dict
         "warm": result.warm,
         "restart_reason": result.restart_reason,
         "stop_reason": result.stop_reason,
+        "held_back": result.held_back,
         "latency_s": result.latency_s,
         "compute_s": result.compute_s,
         "drift_px": list(result.drift_px),
@@ -282,6 +283,7 @@ class LiveRunner:
             raise
         finally:
             pipeline.close(timeout_s=0.2 if interrupted else 60.0)
+            self.engine.close(timeout_s=0.2 if interrupted else 30.0)  # training threads
             flush()
             self._count(subscriber)  # the summary is final
             summary.superseded = pipeline.superseded
@@ -396,6 +398,7 @@ class LiveRunner:
             "warm": result.warm,
             "restart_reason": result.restart_reason,
             "stop_reason": result.stop_reason,
+            "held_back": result.held_back,
             "drift_px": [round(v, 3) for v in result.drift_px],
             "dropped_so_far": self.summary.dropped,
             "bad_frames_so_far": self.summary.bad_frames,

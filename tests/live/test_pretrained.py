@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,7 +93,7 @@ def test_second_cold_start_with_the_same_key_skips_pretraining(
 
 def test_a_different_microscope_or_shape_is_a_miss(frames, quick, cache_dir, monkeypatch) -> None:
     counter = PretrainCounter(monkeypatch)
-    engine = LiveEngine(quick)
+    engine = LiveEngine(dataclasses.replace(quick, cold_from_other_conditions=False))
     engine.process(as_frame(frames[0], 0))
     other = PARAMS.replace(defocus_nm=-8.0e5)
     result = engine.process(as_frame(frames[1], 1, other))
@@ -140,7 +141,11 @@ def test_a_capped_cold_fit_is_continued_on_the_next_frame(frames, quick) -> None
     iteration, whatever the machine's speed; the next frame continues it with
     ``recover_iterations`` (no time cap), the one after gets a warm budget."""
     config = dataclasses.replace(
-        quick, cold_budget_s=1e-9, pretrained_cache="memory", recover_iterations=40
+        quick,
+        cold_budget_s=1e-9,
+        cold_min_iterations=0,
+        pretrained_cache="memory",
+        recover_iterations=40,
     )
     engine = LiveEngine(config)
     first = engine.process(as_frame(frames[0], 0))
@@ -153,3 +158,46 @@ def test_a_capped_cold_fit_is_continued_on_the_next_frame(frames, quick) -> None
     assert third.warm
     assert engine.refiner.last_budget[1] in ("still", "changing", "large change")
     assert third.iterations <= max(quick.warm_max_iterations, quick.recover_iterations)
+
+
+def test_on_a_miss_the_cold_budget_covers_pre_training_and_the_fit_has_a_floor(
+    frames, quick
+) -> None:
+    """A cap shorter than one iteration, on a cache miss: pre-training stops after
+    one of its (many) iterations and is not cached, the fit still runs
+    ``cold_min_iterations``, whatever the machine's speed; a later cold start
+    under the same conditions is a miss again."""
+    siprad = quick.siprad.replace(pretrain_iterations=100_000)
+    config = dataclasses.replace(
+        quick,
+        siprad=siprad,
+        cold_budget_s=1e-9,
+        cold_budget_covers_pretraining=True,
+        cold_min_iterations=12,
+        pretrained_cache="memory",
+    )
+    engine = LiveEngine(config)
+    first = engine.process(as_frame(frames[0], 0))
+    assert not first.warm and first.stop_reason == "time budget"
+    assert first.iterations >= 12
+    cache = engine.refiner.pretrained
+    assert (cache.hits, cache.misses) == (0, 1)
+    engine.request_cold_restart("test")
+    engine.process(as_frame(frames[1], 1))
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_new_conditions_start_from_the_weights_of_other_conditions(frames, quick, fallback) -> None:
+    """Weights pre-trained at another defocus start a cold start under new
+    conditions (no pre-training) unless ``cold_from_other_conditions`` is off."""
+    config = dataclasses.replace(
+        quick, pretrained_cache="memory", cold_budget_s=None, cold_from_other_conditions=fallback
+    )
+    engine = LiveEngine(config)
+    image = torch.from_numpy(frames[0].image.astype(np.float32))
+    engine.refiner.pretrain(image, PARAMS.replace(defocus_nm=-8.0e5))
+    first = engine.process(as_frame(frames[0], 0))
+    assert not first.warm
+    assert engine.refiner.last_cold_source == ("other conditions" if fallback else "pre-trained")
+    assert engine.refiner.pretrained.misses == 1  # its own conditions were not cached
