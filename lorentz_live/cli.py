@@ -35,6 +35,7 @@ from lorentz_live.physics import (
 from lorentz_live.record.cli import add_commands as add_record_commands
 from lorentz_live.record.cli import record_results
 from lorentz_live.tomo.refine import DEFAULT_ITERATIONS as REFINE_ITERATIONS
+from lorentz_live.tomo.refine import NOISY_ITERATIONS as REFINE_NOISY_ITERATIONS
 
 PROG = "lorentz-live"
 #: Phase-correlation targets of the amplitude cases (issue 13).
@@ -617,7 +618,7 @@ def _tomo(args: argparse.Namespace) -> None:
     from lorentz_live.tomo.magnet import load_model
     from lorentz_live.tomo.reconstruct import reconstruct_tilt_series
 
-    if args.refine < 0:
+    if args.refine is not None and args.refine < 0:
         raise InputError(f"--refine must be >= 0 iterations, got {args.refine}")
     series = load_tilt_series(args.series)
     out = output_path(args.out, (".npz",))
@@ -892,8 +893,9 @@ def _add_tomo_commands(commands) -> None:
     tomo.add_argument(
         "--refine",
         type=int,
-        default=REFINE_ITERATIONS,
-        help="data-consistency iterations after MagNet (0: none)",
+        default=None,
+        help=f"data-consistency iterations after MagNet (0: none; default {REFINE_ITERATIONS}, "
+        f"{REFINE_NOISY_ITERATIONS} when the phases look noisy)",
     )
     tomo.add_argument("--threads", type=int, help="torch CPU threads")
     tomo.set_defaults(handler=_tomo)

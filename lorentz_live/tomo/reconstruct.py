@@ -1,5 +1,5 @@
 """3D reconstruction of a pair of tilt series: VFET, then MagNet, then data-consistency
-refinement (:data:`lorentz_live.tomo.refine.DEFAULT_ITERATIONS` steps unless told)."""
+refinement (:func:`lorentz_live.tomo.refine.plan_for` unless told)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lorentz_live.tomo.magnet import load_model, magnet
-from lorentz_live.tomo.refine import DEFAULT_ITERATIONS, refine
+from lorentz_live.tomo.refine import refine
 from lorentz_live.tomo.vfet import vfet
 
 #: Largest tomogram edge, voxels: larger images are averaged down by an integer factor
@@ -43,7 +43,7 @@ def reconstruct_tilt_series(
     pixel_size_nm: float,
     *,
     model=None,
-    refine_iterations: int = DEFAULT_ITERATIONS,
+    refine_iterations: int | None = None,
 ) -> TomoResult:
     """Reconstruct B from phases (rad) [n_x, N, N] about x and [n_y, N, N] about y.
 
@@ -52,14 +52,15 @@ def reconstruct_tilt_series(
     ``model`` is (UNet3D, box size) from :func:`lorentz_live.tomo.magnet.load_model`
     (default: the shipped weights).  ``refine_iterations`` steps of the
     data-consistency refinement of :mod:`lorentz_live.tomo.refine` follow MagNet
-    (0: none).
+    (0: none; None: :func:`lorentz_live.tomo.refine.plan_for`, 150 steps, 20 on
+    noisy phases).
     """
     phase_x, voxel_nm = bin_images(torch.as_tensor(phase_x, dtype=torch.float32), pixel_size_nm)
     phase_y, _ = bin_images(torch.as_tensor(phase_y, dtype=torch.float32), pixel_size_nm)
     b_vfet = vfet(phase_x, angles_x_deg, phase_y, angles_y_deg, voxel_nm)
     network, size = model if model is not None else load_model()
     b = magnet(b_vfet, network, size)
-    if refine_iterations > 0:
+    if refine_iterations is None or refine_iterations > 0:
         series = [(phase_x, list(angles_x_deg), "x"), (phase_y, list(angles_y_deg), "y")]
         b = refine(b, series, voxel_nm, refine_iterations)
     return TomoResult(b, b_vfet, voxel_nm)

@@ -47,6 +47,33 @@ def test_positive_tilt_moves_a_feature_above_the_centre_as_documented(axis, expe
     assert (row - centre, column - centre) == expected_shift
 
 
+@pytest.mark.parametrize("size", [32, 31])
+@pytest.mark.parametrize("axis", ["x", "y"])
+@pytest.mark.parametrize("angle", [30.0, -30.0, 60.0, -75.0])
+def test_an_off_centre_ball_lands_where_the_tilt_axis_convention_puts_it(size, axis, angle):
+    # The tilt axes pass through voxel N // 2 for even and odd N alike: a ball at
+    # (z, w) relative to that voxel projects to w' = cos(a) w - sigma sin(a) z
+    # (sigma = +1 about x, w = y; sigma = -1 about y, w = x).  A half-voxel error in
+    # the centre would move the centroid by |1 - cos(a)| / 2 or sin(a) / 2 voxel.
+    centre = size // 2
+    offset = {"z": 6.0, "y": 3.0, "x": -2.5}
+    z, y, x = _centred_grid(size)
+    ball = torch.exp(
+        -((z - offset["z"]) ** 2 + (y - offset["y"]) ** 2 + (x - offset["x"]) ** 2) / 4.5
+    )
+    image = project(ball, [angle], axis, 1.0)[0]
+    pixels = torch.arange(size, dtype=torch.float64) - centre
+    row = (image.sum(1) * pixels).sum() / image.sum()
+    column = (image.sum(0) * pixels).sum() / image.sum()
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    if axis == "x":
+        expected = (c * offset["y"] - s * offset["z"], offset["x"])
+    else:
+        expected = (offset["y"], c * offset["x"] + s * offset["z"])
+    assert row.item() == pytest.approx(expected[0], abs=0.02)
+    assert column.item() == pytest.approx(expected[1], abs=0.02)
+
+
 def test_uniformly_magnetised_disc_has_the_known_phase_gradient() -> None:
     # A disc magnetised in-plane is, in projection, a 2D cylinder: B_int = mu0 M t / 2
     # inside (demagnetising factor 1/2), so (Phi_0/pi) d phi/dy = -mu0 M t / 2.
