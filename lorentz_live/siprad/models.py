@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from lorentz_live.physics import Material
+from lorentz_live.physics.fourier import frequency_grid
 from lorentz_live.physics.registration import fourier_shift
 from lorentz_live.siprad.amplitude import MIN_AMPLITUDE, dual_valued, electrostatic_from_amplitude
 from lorentz_live.siprad.network import DeepImagePrior, NetworkConfig, seeded_init
@@ -192,8 +193,7 @@ def moment_kernels(shape: tuple[int, int], device: torch.device) -> torch.Tensor
     constant factor, so that a uniform film of moment 1 has a phase slope of the order
     of 1 rad per pixel; k = 0 is dropped (phi has zero mean).
     """
-    k_y = torch.fft.fftfreq(shape[0], device=device)[:, None]
-    k_x = torch.fft.fftfreq(shape[1], device=device)[None, :]
+    k_y, k_x = frequency_grid(shape, 1.0, device=device, dtype=torch.float32)
     k_sq = k_y**2 + k_x**2
     factor = torch.where(k_sq > 0, 1.0 / (2.0 * torch.pi * torch.where(k_sq > 0, k_sq, 1.0)), 0.0)
     return torch.stack((1j * factor * k_y, -1j * factor * k_x)).to(torch.complex64)
