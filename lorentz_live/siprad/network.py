@@ -60,13 +60,15 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:
+    # in-place activations: each follows a GroupNorm, whose backward needs its input,
+    # not its output (same numbers, fewer allocations)
     return nn.Sequential(
         nn.Conv2d(channels_in, channels_out, 3, padding=1, padding_mode="reflect"),
         _norm(channels_out),
-        nn.LeakyReLU(0.2),
+        nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(channels_out, channels_out, 3, padding=1, padding_mode="reflect"),
         _norm(channels_out),
-        nn.LeakyReLU(0.2),
+        nn.LeakyReLU(0.2, inplace=True),
     )
 
 
@@ -104,7 +106,7 @@ class DeepImagePrior(nn.Module):
                 nn.Sequential(
                     nn.Conv2d(widths[level], widths[level + 1], 3, stride=2, padding=1),
                     _norm(widths[level + 1]),
-                    nn.LeakyReLU(0.2),
+                    nn.LeakyReLU(0.2, inplace=True),
                     _block(widths[level + 1], widths[level + 1]),
                 )
             )
