@@ -311,6 +311,10 @@ class SipradMethod:
                 more,
                 loss=result.loss + more.loss,
                 iterations=result.iterations + more.iterations,
+                # the returned iterate is ``more``'s: index it in the joined losses
+                kept_iteration=None
+                if more.kept_iteration is None
+                else len(result.loss) + more.kept_iteration,
                 stop_reason="time budget",  # unfinished: the next frames continue it
                 pretrained=result.pretrained,
             )
@@ -476,10 +480,11 @@ class SipradMethod:
 
 
 def _relative_misfit(result: SipradResult) -> float | None:
-    """Final image misfit over the discrepancy target (the expected noise misfit)."""
+    """Image misfit of the returned iterate (``final_misfit``: with ``stop="held-out"``
+    the kept one, not the last) over the discrepancy target (the expected noise misfit)."""
     if not result.loss:
         return None
-    final = result.loss[-1]
+    final = result.final_misfit
     return final / result.target if result.target > 0 else final
 
 
