@@ -408,7 +408,8 @@ class SipradReconstructor:
             from instead of a freshly initialised network
             (``SipradResult.pretrained`` of an earlier cold start); pre-training
             then runs ``pretrain_iterations`` more on this image (0: none).
-            Ignored with ``amplitude="learn"``.
+            Ignored with ``amplitude="learn"`` and ``phase_model="magnetisation"``;
+            with ``thickness_start="exclude"`` the first (exclude) pass starts from it.
 
         Returns
         -------
@@ -416,7 +417,10 @@ class SipradReconstructor:
         """
         cfg = self.config
         if cfg.thickness_start == "exclude" and state is None and thickness_nm is None:
-            return self._exclude_first(image, params, progress=progress, deadline=deadline)
+            return self._exclude_first(
+                image, params, progress=progress, observe=observe, observe_every=observe_every,
+                deadline=deadline, pretrain_progress=pretrain_progress, pretrained=pretrained,
+            )  # fmt: skip
         start = time.perf_counter()
         image = validate_image(image)
         params.require_reconstruction_defocus()
@@ -512,24 +516,41 @@ class SipradReconstructor:
         params: MicroscopeParams,
         *,
         progress: ProgressCallback | None,
+        observe: ObserveCallback | None,
+        observe_every: int,
         deadline: float | None,
+        pretrain_progress: ProgressCallback | None,
+        pretrained: ModelState | None,
     ) -> SipradResult:
         """``thickness_start="exclude"``: an ``"exclude"`` pass, then the thickness pass
         warm-started from it (its thickness map is fitted against that phi_m).
 
-        The result is the second pass's; ``iterations``, ``pretrain_iterations`` and
-        ``seconds`` count both passes.
+        The first (cold) pass starts from ``pretrained`` when given and reports
+        pre-training to ``pretrain_progress``; ``observe`` sees both passes, the
+        second's iterations counted on from the first's.  The result is the second
+        pass's; ``iterations``, ``pretrain_iterations`` and ``seconds`` count both passes.
         """
         start = time.perf_counter()
         cfg = self.config.replace(thickness_start="pretrained")
         first = SipradReconstructor(cfg.replace(amplitude="exclude"), device=self.device)
         first.transfer = self.transfer
-        rough = first.reconstruct(image, params, progress=progress, deadline=deadline)
+        rough = first.reconstruct(
+            image, params, progress=progress, observe=observe, observe_every=observe_every,
+            deadline=deadline, pretrain_progress=pretrain_progress, pretrained=pretrained,
+        )  # fmt: skip
         second = SipradReconstructor(cfg, device=self.device)
         second.transfer = self.transfer
+        later = None
+        if observe is not None:
+            offset = rough.iterations
+
+            def later(iteration: int, phi: torch.Tensor) -> None:
+                observe(offset + iteration, phi)
+
         result = second.reconstruct(
-            image, params, state=rough.state, progress=progress, deadline=deadline
-        )
+            image, params, state=rough.state, progress=progress, observe=later,
+            observe_every=observe_every, deadline=deadline,
+        )  # fmt: skip
         result.iterations += rough.iterations
         result.pretrain_iterations = rough.pretrain_iterations
         result.pretrained = rough.pretrained

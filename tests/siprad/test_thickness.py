@@ -177,3 +177,27 @@ def test_joint_thickness_fit_goes_on_in_the_main_loop(monkeypatch) -> None:
     # misfit of the last 10 iterations drops by 5.4-6.4 %
     assert float((joint.phase_e - fixed.phase_e).abs().max()) > 0.15
     assert sum(joint.loss[-10:]) < 0.98 * sum(fixed.loss[-10:])
+
+
+def test_exclude_start_honours_pretrained_weights_and_observe(monkeypatch) -> None:
+    monkeypatch.setattr(thickness_module, "FIT_ITERATIONS", 30)  # a shorter thickness fit
+    image, _, _ = contaminated(2)
+    config = small_config(2).replace(
+        amplitude="thickness", thickness_floor_nm=2.0, pretrain_iterations=10, max_iterations=25,
+        stop="none",
+    )  # fmt: skip
+    given = SipradReconstructor(config.replace(amplitude="none")).reconstruct(image, PARAMS)
+    assert given.pretrained is not None
+    seen: list[int] = []
+    both = SipradReconstructor(
+        config.replace(thickness_start="exclude", pretrain_iterations=0)
+    ).reconstruct(
+        image, PARAMS, pretrained=given.pretrained, observe=lambda i, _: seen.append(i),
+        observe_every=10,
+    )  # fmt: skip
+    # no pre-training: the first pass starts from (and reports) the given weights
+    assert both.pretrained is not None
+    for key, value in given.pretrained.network.items():
+        assert torch.equal(both.pretrained.network[key], value), key
+    # both passes observed, the second's iterations counted on from the first's
+    assert seen == [0, 10, 20, 25, 35, 45]
