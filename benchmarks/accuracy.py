@@ -79,6 +79,11 @@ IMG = DOCS / "img"
 SHARED_TRUTH = REPO.parent / "shared" / "data" / "siprad_true_phase_cgt_512.tif"
 #: Side of that truth, px: the paper's case is this whole (periodic) field.
 PAPER_FULL_PX = 512
+#: CPU cores this process may use: ``lorentz-live reconstruct`` runs on all of them
+#: (torch's default thread count, unless OMP_NUM_THREADS is set).
+ALL_CORES = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 
 #: Factor levels the cells are drawn from.  Textures are laid out in pixels
 #: (lattice spacing 30 px, bubble radius 10 px, stripe period 36 px) so every
@@ -246,8 +251,8 @@ def mean_runs(runs: list[dict]) -> dict[str, float]:
 
 
 # ------------------------------------------------------------ special cases
-def paper_case(size: int, config: SipradConfig, seed: int = 0) -> dict[str, object]:
-    """The SIPRAD demo's own case on its ground-truth phase (shared data).
+def paper_image(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, MicroscopeParams]:
+    """(image, true phi_m, params) of the SIPRAD demo's own case (shared data).
 
     The 512 px truth (4 nm/px) is imaged at 512 px with the demo's microscope at
     the demo's "-1 mm" (our +1 mm, docs/conventions.md), Poisson noise at the
@@ -261,8 +266,13 @@ def paper_case(size: int, config: SipradConfig, seed: int = 0) -> dict[str, obje
     dose = 1.0e6 / truth_full.numel()
     gen = torch.Generator().manual_seed(20_000 + seed)
     full = torch.poisson(simulate_image(truth_full, params) * dose, generator=gen)
-    image, truth = centre(full, size), centre(truth_full, size)
-    crop = size < truth_full.shape[-1]
+    return centre(full, size), centre(truth_full, size), params
+
+
+def paper_case(size: int, config: SipradConfig, seed: int = 0) -> dict[str, object]:
+    """SIPRAD and SITIE scores on :func:`paper_image`."""
+    image, truth, params = paper_image(size, seed)
+    crop = size < PAPER_FULL_PX
     result = SipradReconstructor(config.replace(seed=seed)).reconstruct(image, params)
     return {
         "size": size,
@@ -449,6 +459,48 @@ def speed(config: SipradConfig, size: int) -> float:
         image, params_for(cell), progress=lambda *_: stamps.append(time.perf_counter())
     )
     return statistics.median(b - a for a, b in itertools.pairwise(stamps[5:]))
+
+
+def paper_timing(config: SipradConfig, threads: int, size: int = 256) -> dict[str, float]:
+    """Wall time of one whole reconstruction of the paper case's ``size`` px crop on
+    ``threads`` torch threads, by phase (set-up, pre-training, main loop, calibration
+    and output), seconds; a fresh reconstructor (no warm-up), as the CLI runs it."""
+    image, _, params = paper_image(size)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    stamps: dict[str, list[float]] = {"pre": [], "loop": []}
+    try:
+        t0 = time.perf_counter()
+        result = SipradReconstructor(config).reconstruct(
+            image,
+            params,
+            pretrain_progress=lambda *_: stamps["pre"].append(time.perf_counter()),
+            progress=lambda *_: stamps["loop"].append(time.perf_counter()),
+        )
+        t1 = time.perf_counter()
+    finally:
+        torch.set_num_threads(before)
+    pre, loop = stamps["pre"], stamps["loop"]
+    # the first pre-training stamp ends the set-up and one pre-training step
+    step = (pre[-1] - pre[0]) / max(len(pre) - 1, 1) if pre else 0.0
+    setup = (pre[0] - step if pre else loop[0]) - t0
+    return {
+        "threads": threads,
+        "size": size,
+        "seconds": t1 - t0,
+        "setup": setup,
+        "pretrain": (pre[-1] - t0 - setup) if pre else 0.0,
+        "loop": loop[-1] - (pre[-1] if pre else t0 + setup) if loop else 0.0,
+        "finish": t1 - loop[-1] if loop else t1 - t0,
+        "pretrain_iterations": result.pretrain_iterations,
+        "iterations": result.iterations,
+        "load": os.getloadavg()[0],
+    }
+
+
+def run_timing(config: SipradConfig) -> list[dict[str, float]]:
+    """:func:`paper_timing` on 1 thread and on all cores (the CLI's default)."""
+    return [paper_timing(config, threads) for threads in sorted({1, ALL_CORES})]
 
 
 # ------------------------------------------------------------------ report
@@ -768,7 +820,26 @@ def run_special(paper_size: int, config: SipradConfig) -> dict:
         print(PAPER_FULL_PX, result, flush=True)
     speeds = {str(size): speed(config, size) for size in (128, 256)}
     load = os.getloadavg()[0]
-    return {"cases": cases, "speed": speeds, "paper_size": paper_size, "load": load}
+    timing = run_timing(config)
+    return {
+        "cases": cases,
+        "speed": speeds,
+        "paper_size": paper_size,
+        "load": load,
+        "timing": timing,
+    }
+
+
+def load_parts(paths: list[Path], parts: dict) -> None:
+    """Merge saved parts (``--save`` files) into ``parts``; a later part's special,
+    grid or timing replaces an earlier one's."""
+    for path in paths:
+        part = json.loads(path.read_text())
+        parts["commands"] += part["commands"]
+        parts["rows"] += part.get("rows", [])
+        parts["seconds"] += part["seconds"]
+        parts |= {k: v for k, v in part.items() if k in ("special", "grid", "timing")}
+        merge_amplitude(parts.setdefault("amplitude", {}), part.get("amplitude", {}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -782,8 +853,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
         "--only",
-        choices=("grid", "special", "amplitude"),
-        help="run one part and --save it (no docs)",
+        choices=("grid", "special", "amplitude", "timing"),
+        help="run one part and --save it (no docs); timing: the 256 px paper case's "
+        "whole-reconstruction time alone (minutes; a timing part given to --load "
+        "replaces the special part's)",
     )
     parser.add_argument(
         "--amplitude-seeds",
@@ -818,13 +891,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     parts: dict = {"commands": [command.strip()], "rows": [], "seconds": 0.0}
     if args.load:
-        for path in args.load:
-            part = json.loads(path.read_text())
-            parts["commands"] += part["commands"]
-            parts["rows"] += part.get("rows", [])
-            parts["seconds"] += part["seconds"]
-            parts |= {k: v for k, v in part.items() if k in ("special", "grid")}
-            merge_amplitude(parts.setdefault("amplitude", {}), part.get("amplitude", {}))
+        load_parts(args.load, parts)
     else:
         if args.only in (None, "grid"):
             parts["grid"] = {"cells": args.cells, "seeds": args.seeds, "seed": args.grid_seed}
@@ -838,6 +905,10 @@ def main(argv: list[str] | None = None) -> None:
             run_grid(args, config, save)
         if args.only in (None, "special"):
             parts["special"] = run_special(args.paper_size, config)
+        if args.only == "timing":
+            parts["timing"] = run_timing(config)
+            for row in parts["timing"]:
+                print(json.dumps(row), flush=True)
         if args.only in (None, "amplitude"):
             parts["amplitude"] = run_amplitude(
                 config, args.amplitude_seeds, args.amplitude_cases, args.amplitude_variants
@@ -851,6 +922,31 @@ def main(argv: list[str] | None = None) -> None:
             args.save.write_text(json.dumps(parts))
         return
     write_docs(parts)
+
+
+def timing_table(rows: list[dict] | None) -> list[str]:
+    """The paper case's whole-reconstruction time per thread count (:func:`run_timing`)."""
+    if not rows:
+        return []
+    size = rows[0]["size"]
+    return [
+        "",
+        f"One whole reconstruction of the paper case's {size} px crop (default settings, "
+        "boundary pad) by a fresh reconstructor; `lorentz-live reconstruct` runs on "
+        f"torch's default threads, all cores ({ALL_CORES} here) unless `--threads` or "
+        "OMP_NUM_THREADS says otherwise.  "
+        "`python benchmarks/accuracy.py --only timing` measures it alone.  Seconds by phase:",
+        "",
+        "| threads | whole | set-up | pre-training | main loop | calibration, output "
+        "| 1-min load |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {r['threads']} | **{r['seconds']:.1f}** | {r['setup']:.1f} | "
+            f"{r['pretrain']:.1f} ({r['pretrain_iterations']} it.) | "
+            f"{r['loop']:.1f} ({r['iterations']} it.) | {r['finish']:.2f} | {r['load']:.1f} |"
+            for r in rows
+        ],
+    ]
 
 
 def write_docs(parts: dict) -> None:
@@ -936,7 +1032,8 @@ def write_docs(parts: dict) -> None:
         "Whole reconstructions (pre-training, loop, calibration) in the accuracy grid "
         f"({SIZE_PX} px): median {statistics.median(m['seconds'] for _, m in rows):.0f} s; "
         + ", ".join(f"{name}: {c['seconds']:.0f} s" for name, c in cases.items() if "paper" in name)
-        + ".",
+        + " (1 thread, the runs scored above).",
+        *timing_table(parts.get("timing") or special.get("timing")),
     ]
     write_section("siprad", "SIPRAD reconstruction speed", "\n".join(body), command)
 

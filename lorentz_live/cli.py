@@ -399,6 +399,8 @@ def _reconstruct(args: argparse.Namespace) -> None:
     else:
         from lorentz_live.siprad import SipradReconstructor
 
+        threads = _cpu_threads(args.threads)
+        torch.set_num_threads(threads)
         reconstructor = SipradReconstructor(config, device=_device(args.device))
         bar = _ProgressBar("siprad")
         try:
@@ -424,7 +426,8 @@ def _reconstruct(args: argparse.Namespace) -> None:
         )
         print(
             f"siprad: {result.iterations} iterations, {stopped}, "
-            f"{result.seconds:.1f} s, final misfit {misfit:.3e}, "
+            f"{result.seconds:.1f} s on {threads} CPU thread{'s' if threads > 1 else ''}, "
+            f"final misfit {misfit:.3e}, "
             f"resolution {result.resolution_nm:.1f} nm"
         )
     _save(
@@ -440,6 +443,16 @@ def _reconstruct(args: argparse.Namespace) -> None:
         out,
     )
     print(f"wrote {out}: phi_m (rad), b_x, b_y (T nm) by {args.method}")
+
+
+def _cpu_threads(requested: int | None) -> int:
+    """--threads, checked; default: torch's (every physical core unless OMP_NUM_THREADS
+    says otherwise)."""
+    if requested is None:
+        return torch.get_num_threads()
+    if requested < 1:
+        raise InputError(f"--threads must be >= 1, got {requested}")
+    return requested
 
 
 def _device(name: str) -> str:
@@ -754,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--symmetrize",
         action="store_true",
         help="mirror-pad before the FFT solve (non-periodic images)",
+    )
+    reconstruct.add_argument(
+        "--threads",
+        type=int,
+        help="siprad: torch CPU threads (default: torch's, all physical cores unless "
+        "OMP_NUM_THREADS is set)",
     )
     reconstruct.set_defaults(handler=_reconstruct)
 
