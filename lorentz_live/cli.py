@@ -376,6 +376,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
     _number("--qc", args.qc)
     _number("--sigma", args.sigma)
     config = _siprad_config(args) if args.method == "siprad" else None
+    threads = _cpu_threads(args.threads)
     out = _output(args.out, (".npz",), args.overwrite)
     params, _ = _load_params(args.params)
     params.require_reconstruction_defocus()
@@ -399,7 +400,6 @@ def _reconstruct(args: argparse.Namespace) -> None:
     else:
         from lorentz_live.siprad import SipradReconstructor
 
-        threads = _cpu_threads(args.threads)
         torch.set_num_threads(threads)
         reconstructor = SipradReconstructor(config, device=_device(args.device))
         bar = _ProgressBar("siprad")

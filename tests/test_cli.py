@@ -305,15 +305,25 @@ def test_held_out_stop_prints_the_kept_iterates_misfit(workdir, capsys) -> None:
     capsys.readouterr()
     code = main(
         ["reconstruct", str(clean), "--params", str(workdir / "p.json"), "--out", str(out),
-         "--iterations", "60", "--stop", "held-out"]
+         "--iterations", "60", "--stop", "held-out", "--threads", "1"]
     )  # fmt: skip
     assert code == 0
     result = np.load(out)
     kept, loss = int(result["kept_iteration"]), result["loss"]
     # scored every 10 iterations: the kept iterate is never the last of 60
     assert kept % 10 == 0 and kept < loss.size - 1
-    printed = capsys.readouterr().out.split("final misfit ")[1].split(",")[0]
-    assert printed == f"{loss[kept]:.3e}"
+    printed = capsys.readouterr().out
+    assert " on 1 CPU thread, " in printed
+    assert printed.split("final misfit ")[1].split(",")[0] == f"{loss[kept]:.3e}"
+
+
+def test_bad_thread_count_exits_2(workdir, capsys) -> None:
+    np.save(workdir / "image.npy", np.ones((32, 32), np.float32))
+    out = workdir / "r.npz"
+    args = ["reconstruct", str(workdir / "image.npy"), "--params", str(workdir / "p.json")]
+    assert main([*args, "--out", str(out), "--threads", "0"]) == 2
+    assert "--threads" in _error_line(capsys)
+    assert not out.exists()
 
 
 def test_amplitude_help_quotes_the_measured_figures() -> None:
