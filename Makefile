@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-transport bench-live bench-amortised bench-record bench-tomo bench-gui bench-census clean
+.PHONY: demo test lint reliability bench bench-physics bench-accuracy bench-ensemble bench-transport bench-live bench-amortised bench-record bench-tomo bench-gui bench-census clean
 
 $(VENV)/.base: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ test: lint
 reliability: $(VENV)/.dev
 	RELIABILITY_REPORT=docs/reliability.md QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/faults -q
 
-bench: bench-physics bench-accuracy bench-transport bench-live bench-amortised bench-record bench-tomo bench-gui bench-census
+bench: bench-physics bench-accuracy bench-ensemble bench-transport bench-live bench-amortised bench-record bench-tomo bench-gui bench-census
 
 bench-physics: $(VENV)/.dev
 	$(PY) benchmarks/physics.py
@@ -54,6 +54,9 @@ bench-transport: $(VENV)/.dev
 
 bench-accuracy: $(VENV)/.dev
 	$(PY) benchmarks/accuracy.py
+
+bench-ensemble: $(VENV)/.dev
+	$(PY) benchmarks/ensemble.py
 
 bench-live: $(VENV)/.dev
 	$(PY) benchmarks/live.py

@@ -366,6 +366,10 @@ def _siprad_config(args: argparse.Namespace, base=None):
     if getattr(args, "thickness_floor", None) is not None:
         _number("--thickness-floor", args.thickness_floor)
         changes["thickness_floor_nm"] = args.thickness_floor
+    if getattr(args, "ensemble", None) is not None:
+        if args.ensemble < 1:
+            raise InputError(f"--ensemble must be >= 1, got {args.ensemble}")
+        changes["ensemble"] = args.ensemble
     if getattr(args, "island_thickness", None) is not None:
         _number("--island-thickness", args.island_thickness, strict=True)
         changes["island_thickness_nm"] = args.island_thickness
@@ -767,6 +771,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--symmetrize",
         action="store_true",
         help="mirror-pad before the FFT solve (non-periodic images)",
+    )
+    reconstruct.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="siprad: average the phase of K cold starts with different network seeds "
+        "(K times the time; measured in docs/benchmarks.md, SIPRAD DIP ensemble)",
     )
     reconstruct.add_argument(
         "--threads",

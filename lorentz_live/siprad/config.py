@@ -64,6 +64,13 @@ class SipradConfig:
         loop fitted (noisy input) over its last this many iterations, not the kept
         network's noise-free output; 0 = off.  Not with ``stop="held-out"`` (its
         best iterate is returned).
+    ensemble : DIP ensemble: this many cold-start reconstructions, network seeds
+        ``seed + k * ENSEMBLE_SEED_OFFSET``, whose phases (and B) are averaged;
+        ``ensemble`` times the time; averaging lowers the variance of the
+        network's fit.  Measured against the single run on the grid cells SIPRAD
+        loses most narrowly (docs/benchmarks.md, "SIPRAD DIP ensemble",
+        ``make bench-ensemble``); not the default.  A warm start (``state``) runs
+        one network.
     calibrate_scale : after the loop, multiply phi_m by the one factor alpha that
         minimises the image misfit (:func:`lorentz_live.siprad.scale.fit_scale`):
         early stopping leaves the DIP near its damped input, and one parameter
@@ -128,6 +135,7 @@ class SipradConfig:
     smoothing: str = "none"
     smoothing_sigma_px: float = 2.0
     average_outputs: int = 0
+    ensemble: int = 1
     calibrate_scale: bool = True
     boundary: str = "pad"
     pad_fraction: float = 0.125
@@ -175,6 +183,8 @@ class SipradConfig:
             raise InputError(f"holdout_every must be >= 1, got {self.holdout_every!r}")
         if self.stop == "held-out" and self.holdout_fraction <= 0:
             raise InputError("stop='held-out' needs holdout_fraction > 0")
+        if self.ensemble < 1:
+            raise InputError(f"ensemble must be >= 1, got {self.ensemble!r}")
         if self.average_outputs < 0:
             raise InputError(f"average_outputs must be >= 0, got {self.average_outputs!r}")
         if not self.smoothing_sigma_px >= 0:

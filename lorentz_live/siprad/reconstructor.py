@@ -24,6 +24,7 @@ previous run (warm start) and returns a :class:`SipradResult` with the new state
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -74,6 +75,8 @@ ObserveCallback = Callable[[int, torch.Tensor], None]
 AMPLITUDE_SEED_OFFSET = 7919
 NOISE_SEED_OFFSET = 1
 HOLDOUT_SEED_OFFSET = 104729
+#: Seed offset between the members of a DIP ensemble (``SipradConfig.ensemble``).
+ENSEMBLE_SEED_OFFSET = 1000
 
 Amplitude = UniformAmplitude | FixedAmplitude | LearnedAmplitude | ThicknessAmplitude
 
@@ -416,10 +419,11 @@ class SipradReconstructor:
         SipradResult
         """
         cfg = self.config
-        if cfg.thickness_start == "exclude" and state is None and thickness_nm is None:
-            return self._exclude_first(
+        if state is None and (passes := self._passes(thickness_nm)) is not None:
+            return passes(
                 image, params, progress=progress, observe=observe, observe_every=observe_every,
-                deadline=deadline, pretrain_progress=pretrain_progress, pretrained=pretrained,
+                deadline=deadline, pretrain_progress=pretrain_progress, thickness_nm=thickness_nm,
+                pretrained=pretrained,
             )  # fmt: skip
         start = time.perf_counter()
         image = validate_image(image)
@@ -521,6 +525,7 @@ class SipradReconstructor:
         deadline: float | None,
         pretrain_progress: ProgressCallback | None,
         pretrained: ModelState | None,
+        thickness_nm: None = None,
     ) -> SipradResult:
         """``thickness_start="exclude"``: an ``"exclude"`` pass, then the thickness pass
         warm-started from it (its thickness map is fitted against that phi_m).
@@ -556,6 +561,48 @@ class SipradReconstructor:
         result.pretrained = rough.pretrained
         result.seconds = time.perf_counter() - start
         return result
+
+    def _passes(self, thickness_nm: Any) -> Callable[..., SipradResult] | None:
+        """A cold start made of several reconstructions (ensemble, exclude-then-thickness)."""
+        if self.config.ensemble > 1:
+            return self._ensemble
+        if self.config.thickness_start == "exclude" and thickness_nm is None:
+            return self._exclude_first
+        return None
+
+    def _ensemble(self, image: Any, params: MicroscopeParams, **options: Any) -> SipradResult:
+        """``config.ensemble`` cold starts with seeds ``seed + k * ENSEMBLE_SEED_OFFSET``;
+        phi_m, phi_m_raw, b_x and b_y are their means (all linear in the phase).
+
+        ``iterations``, ``pretrain_iterations`` and ``seconds`` count every member;
+        everything else (loss, image_fit, state, stop reason, scale) is the first
+        member's.
+        """
+        start = time.perf_counter()
+        cfg = self.config
+        members = []
+        for k in range(cfg.ensemble):
+            member = SipradReconstructor(
+                cfg.replace(ensemble=1, seed=cfg.seed + k * ENSEMBLE_SEED_OFFSET),
+                device=self.device,
+            )
+            member.transfer = self.transfer
+            members.append(member.reconstruct(image, params, **options))
+
+        def mean(name: str) -> torch.Tensor:
+            return torch.stack([getattr(m, name) for m in members]).mean(dim=0)
+
+        first = members[0]
+        return dataclasses.replace(
+            first,
+            phi_m=mean("phi_m"),
+            phi_m_raw=mean("phi_m_raw"),
+            b_x=mean("b_x"),
+            b_y=mean("b_y"),
+            iterations=sum(m.iterations for m in members),
+            pretrain_iterations=sum(m.pretrain_iterations for m in members),
+            seconds=time.perf_counter() - start,
+        )
 
     def _held_out(
         self, image: torch.Tensor, valid: torch.Tensor | None
