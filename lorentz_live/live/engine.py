@@ -219,7 +219,9 @@ class LiveResult:
     instant answer's although SIPRAD refined the frame (``LiveConfig.publish_guard``).
     frame_misfit : image misfit of SIPRAD's phase on the frame itself (uniform
     amplitude; set when the publish guard ran), comparable across frames
-    whatever image SIPRAD fitted (``LiveConfig.refine_input``).
+    whatever image SIPRAD fitted (``LiveConfig.refine_input``).  kept_iteration :
+    index in ``loss`` of the iterate published (held-out stop), None = the last;
+    ``final_loss`` is its misfit.
     """
 
     seq: int
@@ -242,6 +244,7 @@ class LiveResult:
     method: str = "siprad"
     held_back: str | None = None
     frame_misfit: float | None = None
+    kept_iteration: int | None = None
 
     @functools.cached_property
     def census(self) -> dict[str, Any]:
@@ -251,7 +254,12 @@ class LiveResult:
 
     @property
     def final_loss(self) -> float:
-        return self.loss[-1] if self.loss else float("nan")
+        """Image misfit of the iterate published: ``loss[kept_iteration]`` (held-out
+        stop), else the last; NaN without iterations."""
+        if not self.loss:
+            return float("nan")
+        kept = len(self.loss) - 1 if self.kept_iteration is None else self.kept_iteration
+        return self.loss[min(max(kept, 0), len(self.loss) - 1)]
 
 
 def make_instant(config: LiveConfig) -> Reconstructor:
@@ -430,6 +438,7 @@ class LiveEngine:
             rgb=colour_wheel_rgb(b_x, b_y),
             image_fit=estimate.image_fit.detach().to("cpu", torch.float32),
             loss=list(estimate.loss),
+            kept_iteration=estimate.kept_iteration,
             iterations=estimate.iterations,
             stop_reason=estimate.stop_reason,
             warm=estimate.warm,

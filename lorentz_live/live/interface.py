@@ -47,6 +47,8 @@ class Estimate:
     ``restart_reason`` says why not.  drift_px : (dy, dx) shift measured from the
     method's previous frame, px.  average : the running mean of the frames the
     answer was computed from (mean-normalised [H, W]; instant methods), or None.
+    kept_iteration : index in ``loss`` of the iterate returned (SIPRAD's held-out stop
+    keeps an earlier one); None = the last.
     """
 
     phi_m: torch.Tensor
@@ -58,6 +60,7 @@ class Estimate:
     restart_reason: str | None = None
     drift_px: tuple[float, float] = (0.0, 0.0)
     average: torch.Tensor | None = None
+    kept_iteration: int | None = None
 
 
 class Reconstructor(Protocol):

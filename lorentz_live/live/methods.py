@@ -429,6 +429,7 @@ class SipradMethod:
             phi_m=result.phi_m,
             image_fit=result.image_fit,
             loss=result.loss,
+            kept_iteration=result.kept_iteration,
             iterations=result.iterations,
             stop_reason=result.stop_reason,
             warm=warm,

@@ -25,3 +25,17 @@ def test_divergence_check_reads_the_kept_iterate_not_the_last(live_config) -> No
     last = dataclasses.replace(held, kept_iteration=None)
     reason = method._divergence(last)
     assert reason is not None and "diverged" in reason
+
+
+def test_published_loss_is_the_kept_iterates(live_config) -> None:
+    from lorentz_live.live import LiveEngine
+    from tests.live.conftest import as_frame
+
+    siprad = live_config.siprad.replace(
+        stop="held-out", holdout_fraction=0.2, holdout_patience=30, holdout_every=5
+    )
+    engine = LiveEngine(dataclasses.replace(live_config, siprad=siprad))
+    result = engine.process(as_frame(movie(1)[0], 0))
+    assert result.kept_iteration is not None
+    assert result.kept_iteration < len(result.loss) - 1
+    assert result.final_loss == result.loss[result.kept_iteration]
