@@ -70,7 +70,8 @@ class SipradConfig:
         network's fit.  Measured against the single run on the grid cells SIPRAD
         loses most narrowly (docs/benchmarks.md, "SIPRAD DIP ensemble",
         ``make bench-ensemble``); not the default.  A warm start (``state``) runs
-        one network.
+        one network; members given the same ``pretrained`` weights differ only in
+        their input noise.
     calibrate_scale : after the loop, multiply phi_m by the one factor alpha that
         minimises the image misfit (:func:`lorentz_live.siprad.scale.fit_scale`):
         early stopping leaves the DIP near its damped input, and one parameter
