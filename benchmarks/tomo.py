@@ -12,11 +12,18 @@ Usage::
     python benchmarks/tomo.py --weights out/tomo/magnet32.pt --samples 44 --no-write
     python benchmarks/tomo.py --refine-samples 22   # refine (slow) on the first 22 only
     python benchmarks/tomo.py --relax-steps 100 --no-write  # micromagnetically relaxed textures
+    python benchmarks/tomo.py --limits 30 45 60 --save out/tomo_a.json   # one shard per core,
+    python benchmarks/tomo.py --limits 75 90 --save out/tomo_b.json      # then the report:
+    python benchmarks/tomo.py --load out/tomo_a.json out/tomo_b.json
+
+Every (limit, noise) row draws its noise from its own seeded generator, so a
+sharded run gives the same table as a whole one.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -72,13 +79,13 @@ def _lateral(phase_x, phase_y, angles, window):
 
 
 def _evaluate(series, model, model_size, args) -> tuple[list[dict], list[dict]]:
-    generator = torch.Generator().manual_seed(1234)
     rows, bz_rows = [], []
     bz = BZ_FUNCTIONS[DEFAULT_BZ_METHOD]
-    for limit in LIMITS_DEG:
+    for limit in args.limits:
         keep = limit_indices(limit)
         angles = [FULL_ANGLES_DEG[i] for i in keep]
-        for noise in NOISE_LEVELS:
+        for level, noise in enumerate(NOISE_LEVELS):
+            generator = torch.Generator().manual_seed(1234 + 100 * level + int(limit))
             s = {k: [] for k in ("raw", "vfet", "magnet", "refined", "magnet_sub", "vfet_sub")}
             bz_scores = {name: [] for name in BZ_FUNCTIONS}
             for index, sample in enumerate(series):
@@ -271,7 +278,18 @@ def _write_model_card(weights: Path, rows: list[dict]) -> None:
     CARD.write_text(pattern.sub(lambda _: block, text))
 
 
-def main() -> None:
+def _merge(shards: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Rows and B_z rows of saved shards, in (limit, noise) order."""
+    rows = [row for shard in shards for row in shard["rows"]]
+    bz_rows = [row for shard in shards for row in shard["bz_rows"]]
+    if len({(r["limit"], r["noise"]) for r in rows}) != len(rows):
+        raise SystemExit("the loaded shards repeat a (limit, noise) row")
+    rows.sort(key=lambda r: (r["limit"], r["noise"]))
+    bz_rows.sort(key=lambda r: (r["limit"], r["noise"]))
+    return rows, bz_rows
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--library-count", type=int, default=880)
@@ -290,8 +308,25 @@ def main() -> None:
     parser.add_argument(
         "--relax-steps", type=int, default=0, help="relax the test textures (micromagnetics)"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--limits", type=int, nargs="+", default=list(LIMITS_DEG), help="tilt limits (deg)"
+    )
+    parser.add_argument("--save", help="save this shard's rows to a JSON file; no report")
+    parser.add_argument("--load", nargs="+", help="report from shards saved with --save")
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     torch.set_num_threads(1)
+    shards: list[dict] = []
+    if args.load:
+        shards = [json.loads(Path(path).read_text()) for path in args.load]
+        data_keys = (
+            "weights", "library_count", "library_seed", "size", "samples",
+            "refine_samples", "refine_iterations", "relax_steps", "limits",
+        )  # fmt: skip
+        vars(args).update({k: shards[0]["args"][k] for k in data_keys})
 
     entries = library(args.library_count, args.size, args.library_seed, "test")
     entries = entries[: args.samples or None]
@@ -307,7 +342,16 @@ def main() -> None:
     if args.refine_samples is None:
         args.refine_samples = len(series)
     model, model_size = load_model(args.weights)
-    rows, bz_rows = _evaluate(series, model, model_size, args)
+    if shards:
+        rows, bz_rows = _merge(shards)
+    else:
+        rows, bz_rows = _evaluate(series, model, model_size, args)
+    if args.save:
+        saved = {k: v for k, v in vars(args).items() if k not in ("save", "load")}
+        record = {"args": saved, "argv": sys.argv[1:], "rows": rows, "bz_rows": bz_rows}
+        Path(args.save).write_text(json.dumps(record))
+        print(f"saved {len(rows)} rows to {args.save}")
+        return
     ideal = {name: [] for name in BZ_FUNCTIONS}
     for sample in series:
         b = sample.induction_t
@@ -327,6 +371,9 @@ def main() -> None:
 
         extra = " ".join(sys.argv[1:])
         command = f"make bench-tomo ARGS='{extra}'" if extra else "make bench-tomo"
+        if shards:
+            runs = [f"python benchmarks/tomo.py {' '.join(shard['argv'])}" for shard in shards]
+            command = " and ".join([*runs, f"python benchmarks/tomo.py {extra}"])
         write_section("tomo", "3D reconstruction: VFET vs MagNet", body, command)
         _write_model_card(Path(args.weights), rows)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from lorentz_live.tomo.symmetry import ALL, inverse, transform_field
 from lorentz_live.tomo.unet import UNet3D
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "magnet32.pt"
@@ -45,11 +46,25 @@ def _resample(field: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def magnet(b_in: torch.Tensor, model: UNet3D, model_size: int) -> torch.Tensor:
-    """B_out (T) [3, N, N, N] from the VFET result ``b_in`` (T) [3, N, N, N], any N."""
+def magnet(
+    b_in: torch.Tensor, model: UNet3D, model_size: int, symmetries: tuple[int, ...] = ALL
+) -> torch.Tensor:
+    """B_out (T) [3, N, N, N] from the VFET result ``b_in`` (T) [3, N, N, N], any N.
+
+    symmetries : transforms of :mod:`lorentz_live.tomo.symmetry` averaged over
+        (test-time augmentation): the network sees each transformed input, its
+        output is transformed back, and the outputs are averaged.  The default,
+        all 16, costs 16 network passes and lowered MagNet's median NRMSE at
+        +-60 deg (docs/benchmarks.md, tomo section); ``(0,)``: one plain pass.
+    """
+    if not symmetries:
+        raise ValueError("symmetries must name at least one transform")
     size = b_in.shape[-1]
     scale = normalisation(b_in)
     dtype = next(model.parameters()).dtype
-    x = _resample(b_in / scale, model_size).to(dtype)
-    y = model(x[None])[0]
-    return (_resample(y, size) * scale).to(b_in.dtype)
+    total = torch.zeros_like(b_in)
+    for index in symmetries:
+        x = _resample(transform_field(b_in / scale, index), model_size).to(dtype)
+        y = _resample(model(x[None])[0], size).to(b_in.dtype)
+        total += transform_field(y, inverse(index))
+    return total * (scale / len(symmetries))

@@ -25,6 +25,24 @@ COUNT = 16
 TRAINING = (0, 4, 8, 12)
 
 
+#: All transforms, averaged over by MagNet's inference (test-time augmentation).
+ALL = tuple(range(COUNT))
+
+
+def inverse(index: int) -> int:
+    """Index of the transform that undoes transform ``index``.
+
+    Mirrors are their own inverses and commute with each other; a transform with
+    the x/y swap applies the mirrors first and the swap last, so its inverse
+    swaps first, i.e. mirrors the other in-plane axis.
+    """
+    if not 0 <= index < COUNT:
+        raise ValueError(f"transform index must be in [0, {COUNT}), got {index}")
+    if index & 8:
+        return (index & ~3) | ((index & 1) << 1) | ((index & 2) >> 1)
+    return index
+
+
 def _mirror(volume: torch.Tensor, dim: int) -> torch.Tensor:
     """Index i -> 2 (n // 2) - i (mod n) along ``dim``."""
     n = volume.shape[dim]

@@ -27,6 +27,7 @@ from lorentz_live.tomo.refine import (
     refine_source,
     source_of_field,
 )
+from lorentz_live.tomo.symmetry import transform_field
 from lorentz_live.tomo.textures import library
 from lorentz_live.tomo.vfet import vfet
 
@@ -161,3 +162,18 @@ def test_noisy_phases_get_fewer_refinement_steps_of_the_box_model(seed: int) -> 
         for level in (0.01, 0.02):
             noisy = [(add_phase_noise(p, level, generator), a, x) for p, a, x in clean]
             assert plan_for(noisy) == ("box", NOISY_ITERATIONS), (kind, level)
+
+
+@pytest.mark.parametrize("index", [1, 6, 8, 13])
+def test_augmented_magnet_is_equivariant_under_the_symmetries(shipped, index: int) -> None:
+    """Averaged over all 16 transforms, MagNet maps a transformed input to the
+    transformed output (exactly, to float rounding, on its own box); one plain
+    pass does not (the U-Net alone is not equivariant)."""
+    model, size = shipped
+    generator = torch.Generator().manual_seed(index)
+    b_in = torch.randn((3, size, size, size), generator=generator) * 0.1
+    moved = transform_field(b_in, index)
+    expected = transform_field(magnet(b_in, model, size), index)
+    torch.testing.assert_close(magnet(moved, model, size), expected, rtol=0, atol=1e-5)
+    plain = transform_field(magnet(b_in, model, size, (0,)), index)
+    assert (magnet(moved, model, size, (0,)) - plain).abs().max() > 1e-3

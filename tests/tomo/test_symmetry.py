@@ -8,7 +8,13 @@ import torch
 from lorentz_live.physics.constants import MU0_H_PER_M
 from lorentz_live.tomo.fields import induction_from_magnetisation, nrmse, solenoidal_part
 from lorentz_live.tomo.projector import tilt_phase
-from lorentz_live.tomo.symmetry import COUNT, TRAINING, transform_field, transform_scalar
+from lorentz_live.tomo.symmetry import (
+    COUNT,
+    TRAINING,
+    inverse,
+    transform_field,
+    transform_scalar,
+)
 from lorentz_live.tomo.textures import generate_sample
 from lorentz_live.tomo.vfet import vfet
 
@@ -58,3 +64,10 @@ def test_transformed_fields_stay_divergence_free() -> None:
 def test_unknown_transform_is_refused() -> None:
     with pytest.raises(ValueError, match="transform index"):
         transform_field(torch.zeros((3, 4, 4, 4)), COUNT)
+
+
+@pytest.mark.parametrize("index", range(COUNT))
+def test_inverse_undoes_each_transform(index: int) -> None:
+    field = torch.randn((3, 6, 7, 7), generator=torch.Generator().manual_seed(index))
+    there = transform_field(field, index)
+    torch.testing.assert_close(transform_field(there, inverse(index)), field, rtol=0, atol=0)
